@@ -1,0 +1,355 @@
+"""Typed, validated configuration for every stage, and the YAML presets.
+
+Every model forbids unknown keys. A bad key, type or value raises
+:class:`ConfigError` with one line naming the key, the value and what is allowed.
+Sizes in the scene section are in pixels/voxels unless the name says µm;
+``spacing`` gives the physical voxel size (µm) per axis, (Z)YX.
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a one-line message naming key, value and what is allowed."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+def _ordered(v):
+    if v is not None and len(v) == 2 and v[0] > v[1]:
+        raise ValueError(f"range must be (low, high) with low <= high, got {tuple(v)}")
+    return v
+
+
+Range = tuple[float, float]
+"""A (low, high) range from which a value is drawn uniformly."""
+
+
+# --------------------------------------------------------------------------- scene
+class ForegroundConfig(Strict):
+    """The specimen (organism) region, seeds 000/001/003."""
+
+    method: Literal["full", "ellipsoid", "threshold", "discs", "harmonics", "shape_model"] = "full"
+    # ellipsoid / harmonics: semi-axes as a fraction of the half image extent per axis
+    extent: Range = (0.7, 0.9)
+    # threshold (seed 000 "global"): a real image; threshold None = Otsu
+    image: Optional[Path] = None
+    threshold: Optional[float] = None
+    # discs (seed 003 HeLa): union of n_discs random overlapping discs of radius disc_radius px
+    n_discs: tuple[int, int] = (3, 6)
+    disc_radius: Range = (40.0, 90.0)
+    # harmonics: spherical-harmonics blob (seed 001 eq. 5-7), order l and smoothness γ
+    sh_order: Annotated[int, Field(ge=0, le=20)] = 5
+    sh_gamma: PosFloat = 2.0
+    # shape_model (seed 001 §3.2): example masks (directory of TIFFs) for the PCA model
+    examples: Optional[Path] = None
+    n_modes: Annotated[int, Field(ge=1)] = 3
+    n_rays: Annotated[int, Field(ge=8)] = 64
+    margin: NonNegFloat = 2.0
+
+    _r1 = field_validator("extent", "disc_radius", "n_discs")(_ordered)
+
+
+class PlacementConfig(Strict):
+    """Where objects sit inside the foreground (seed 000 Lloyd, Poisson-disc, seed 001 layers)."""
+
+    method: Literal["lloyd", "poisson", "layers", "uniform"] = "poisson"
+    # number of objects: drawn uniformly in [low, high]
+    n_points: tuple[int, int] = (20, 40)
+    # lloyd / k-means relaxation (seed 000's (n_points, n_iter, k))
+    n_iter: Annotated[int, Field(ge=0)] = 20
+    k: Annotated[int, Field(ge=1)] = 20
+    # poisson: minimum centre distance in px; layers: layer thickness in px
+    min_distance: NonNegFloat = 10.0
+    layer_thickness: PosFloat = 10.0
+
+    _r = field_validator("n_points")(_ordered)
+
+
+class NucleiConfig(Strict):
+    """Nuclei (seeds 001, 003): ellipsoids or spherical harmonics, deformed."""
+
+    shape: Literal["ellipsoid", "harmonics", "shape_model"] = "ellipsoid"
+    radius: Range = (8.0, 12.0)
+    # per-axis scaling (sx, sy, sz) of the radius, each drawn in its range; (Z)YX order
+    axis_scale: list[Range] = [(0.8, 1.2), (0.8, 1.2), (0.8, 1.2)]
+    rotate: bool = True
+    # elastic B-spline deformation: displacement magnitude (px) on a coarse control grid
+    elastic: NonNegFloat = 1.0
+    elastic_grid: Annotated[int, Field(ge=2)] = 4
+    # spherical harmonics (seed 001 eq. 7): c_lm = r w e^{-γ m}
+    sh_order: Annotated[int, Field(ge=0, le=20)] = 5
+    sh_gamma: PosFloat = 5.0
+    # shape_model: example masks (TIFF directory) for the PCA model
+    examples: Optional[Path] = None
+    # seed 003 C. elegans: a fraction of mitotic cells squashed along one axis
+    mitotic_fraction: Fraction = 0.0
+    mitotic_squash: Annotated[float, Field(gt=0, le=1)] = 0.5
+    allow_overlap: bool = False
+
+    _r = field_validator("radius")(_ordered)
+
+    @field_validator("axis_scale")
+    @classmethod
+    def _axes(cls, v):
+        for r in v:
+            _ordered(r)
+            if r[0] <= 0:
+                raise ValueError(f"axis scales must be > 0, got {tuple(r)}")
+        return v
+
+
+class MembraneConfig(Strict):
+    """Weighted Voronoi membranes (seed 001 eq. 3): dist / γ_j bends the walls."""
+
+    gamma: Range = (0.8, 1.2)
+    wall_thickness: Annotated[int, Field(ge=1)] = 1
+
+    @field_validator("gamma")
+    @classmethod
+    def _g(cls, v):
+        _ordered(v)
+        if v[0] <= 0:
+            raise ValueError(f"γ must be > 0, got {tuple(v)}")
+        return v
+
+
+class OrganelleConfig(Strict):
+    """Nucleus–Golgi pairs (seed 004)."""
+
+    n_pairs: tuple[int, int] = (45, 70)
+    golgi_radius: Range = (5.0, 9.0)
+    nucleus_axes: list[Range] = [(17.0, 30.0), (8.0, 13.0), (8.0, 13.0)]
+    golgi_offset: Range = (-6.0, 6.0)
+    rotation_deg: Range = (0.0, 180.0)
+    elastic: NonNegFloat = 0.75
+
+    _r = field_validator("n_pairs", "golgi_radius", "golgi_offset", "rotation_deg")(_ordered)
+
+
+class SceneConfig(Strict):
+    kind: Literal["nuclei", "membranes", "organelles"] = "nuclei"
+    shape: list[Annotated[int, Field(ge=8, le=8192)]] = [256, 256]
+    spacing: list[PosFloat] = [0.5, 0.5]
+    foreground: ForegroundConfig = ForegroundConfig()
+    placement: PlacementConfig = PlacementConfig()
+    nuclei: NucleiConfig = NucleiConfig()
+    membranes: MembraneConfig = MembraneConfig()
+    organelles: OrganelleConfig = OrganelleConfig()
+
+    @model_validator(mode="after")
+    def _dims(self):
+        if len(self.shape) not in (2, 3):
+            raise ValueError(f"shape must have 2 (YX) or 3 (ZYX) entries, got {self.shape}")
+        if len(self.spacing) != len(self.shape):
+            raise ValueError(f"spacing {self.spacing} needs one value per axis of shape {self.shape}")
+        return self
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+# --------------------------------------------------------------------------- render
+class SketchConfig(Strict):
+    """Sketch renderer (seed 003): per-cell intensity, decay, darker overlaps, nucleoli, blur."""
+
+    intensity: tuple[Fraction, Fraction] = (0.5, 1.0)
+    background: Fraction = 0.0
+    # linear decay of intensity toward the organism centre ("center") or along z ("z")
+    decay: Literal["none", "center", "z"] = "none"
+    decay_strength: Fraction = 0.3
+    overlap_darkening: Fraction = 0.1
+    nucleoli: tuple[int, int] = (0, 0)
+    nucleolus_radius: Range = (1.5, 3.0)
+    nucleolus_intensity: Fraction = 0.5
+    sigma: NonNegFloat = 1.0
+
+    _r = field_validator("intensity", "nucleoli", "nucleolus_radius")(_ordered)
+
+
+class PhysicsConfig(Strict):
+    """Physics renderer: optics and camera in physical units.
+
+    PSF: Gaussian approximation of a widefield or confocal PSF from the numerical
+    aperture NA, emission wavelength λ_em (nm) and immersion refractive index n.
+    Camera: photons -> Poisson shot noise, × quantum efficiency, + Gaussian read
+    noise (e⁻), × gain (ADU/e⁻) + offset (ADU), clipped to uint16.
+    """
+
+    microscope: Literal["widefield", "confocal"] = "widefield"
+    na: Annotated[float, Field(gt=0, le=1.7)] = 1.2
+    wavelength_nm: Annotated[float, Field(gt=200, lt=2000)] = 520.0
+    refractive_index: Annotated[float, Field(ge=1.0, le=2.0)] = 1.33
+    psf_scale: PosFloat = 1.0
+    # photons per voxel at the brightest object, drawn per object from this range
+    photons: Range = (100.0, 400.0)
+    background_photons: NonNegFloat = 10.0
+    # smooth autofluorescence inside the specimen, as a fraction of the mean object signal
+    autofluorescence: Fraction = 0.05
+    # exponential depth attenuation along z: exp(-z_µm / attenuation_um); 0 disables
+    attenuation_um: NonNegFloat = 0.0
+    quantum_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.8
+    read_noise_e: NonNegFloat = 2.0
+    gain: PosFloat = 1.0
+    offset: NonNegFloat = 100.0
+    # texture: relative multiplicative noise inside objects (chromatin-like), 0 disables
+    texture: Fraction = 0.2
+
+    _r = field_validator("photons")(_ordered)
+
+
+class DiffusionRenderConfig(Strict):
+    """SDEdit generation from sketches (seed 003)."""
+
+    model: Optional[Path] = None
+    t_start: Annotated[int, Field(ge=1, le=1000)] = 400
+    sigma: NonNegFloat = 1.0
+    steps: Annotated[int, Field(ge=1, le=1000)] = 50
+    tile: Optional[list[Annotated[int, Field(ge=8)]]] = None
+    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class RenderConfig(Strict):
+    sketch: SketchConfig = SketchConfig()
+    physics: PhysicsConfig = PhysicsConfig()
+    diffusion: DiffusionRenderConfig = DiffusionRenderConfig()
+
+
+class Config(Strict):
+    """A whole preset: scene simulation + rendering."""
+
+    name: str = "custom"
+    description: str = ""
+    reference: str = ""
+    renderer: Literal["physics", "sketch", "diffusion"] = "physics"
+    scene: SceneConfig = SceneConfig()
+    render: RenderConfig = RenderConfig()
+
+
+# --------------------------------------------------------------------------- loading
+def format_validation_error(err: ValidationError, data: Any = None, prefix: str = "") -> str:
+    """One line: the key, the value given, and what is allowed."""
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e.get("loc", ()))
+    key = f"{prefix}{key}" if key else (prefix.rstrip(".") or "config")
+    msg = e.get("msg", "invalid")
+    if e.get("type") == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    val = e.get("input")
+    vs = repr(val)
+    if len(vs) > 60:
+        vs = vs[:57] + "..."
+    return f"config key '{key}' = {vs}: {msg}"
+
+
+def _set_dotted(d: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = d
+    for p in parts[:-1]:
+        if p not in cur or cur[p] is None:
+            cur[p] = {}
+        if not isinstance(cur[p], dict):
+            raise ConfigError(f"config key '{dotted}': '{p}' is a value, not a section")
+        cur = cur[p]
+    cur[parts[-1]] = value
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value) with value parsed as YAML (numbers, lists, bools)."""
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}': expected key=value, e.g. scene.nuclei.radius=[8,12]")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set '{item}': empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def validate(model: type[BaseModel], data: dict, prefix: str = "") -> Any:
+    """Validate a dict into ``model``; raise :class:`ConfigError` with one line on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, data, prefix)) from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name -> one-line description."""
+    out = {}
+    for f in sorted(resources.files("cellsynth.presets").iterdir(), key=lambda p: p.name):
+        if f.name.endswith(".yaml"):
+            data = yaml.safe_load(f.read_text())
+            out[f.name[:-5]] = f"{data.get('description', '')} [{data.get('reference', '')}]"
+    return out
+
+
+def preset_dict(name: str) -> dict:
+    f = resources.files("cellsynth.presets").joinpath(f"{name}.yaml")
+    if not f.is_file():
+        known = ", ".join(list_presets())
+        raise ConfigError(f"unknown preset '{name}'; known presets: {known}")
+    data = yaml.safe_load(f.read_text()) or {}
+    data.setdefault("name", name)
+    return data
+
+
+def load_config(preset: Optional[str] = None, config_file: Optional[str | Path] = None,
+                overrides: Optional[list[str]] = None) -> Config:
+    """Preset, then ``--config FILE``, then each ``--set a.b=value`` in order."""
+    data: dict = preset_dict(preset) if preset else {}
+    if config_file:
+        data = _deep_merge(data, load_yaml(config_file))
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    return validate(Config, data)
+
+
+def config_to_dict(cfg: BaseModel) -> dict:
+    """JSON-friendly dict (paths as strings, tuples as lists)."""
+    return cfg.model_dump(mode="json")

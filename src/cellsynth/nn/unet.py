@@ -1,0 +1,179 @@
+"""A U-Net for 2D and 3D from one implementation (``spatial_dims``).
+
+Residual blocks with GroupNorm + SiLU, strided-conv downsampling, pixel-shuffle
+upsampling (seeds 001/003), and an optional sinusoidal time embedding added in
+every block (seed 003, for diffusion). Without ``time_embedding`` it is a plain
+segmentation/translation U-Net. The constructor arguments are the saved config.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def conv(spatial_dims: int, cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Module:
+    cls = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+    return cls(cin, cout, k, stride=stride, padding=k // 2)
+
+
+def pixel_shuffle(x: torch.Tensor, factor: int | Sequence[int]) -> torch.Tensor:
+    """N-d pixel shuffle: (B, C·∏f, *S) -> (B, C, *S·f). Works for 2D and 3D."""
+    nd = x.dim() - 2
+    f = [factor] * nd if isinstance(factor, int) else list(factor)
+    b, c, *s = x.shape
+    prod = math.prod(f)
+    c_out = c // prod
+    x = x.reshape(b, c_out, *f, *s)
+    # interleave: (b, c, f1..fn, s1..sn) -> (b, c, s1, f1, s2, f2, ...)
+    perm = [0, 1]
+    for i in range(nd):
+        perm += [2 + nd + i, 2 + i]
+    x = x.permute(*perm)
+    return x.reshape(b, c_out, *[si * fi for si, fi in zip(s, f)])
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer-style sinusoidal embedding of (possibly fractional) timesteps t: (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def _groups(ch: int) -> int:
+    for g in (8, 4, 2, 1):
+        if ch % g == 0:
+            return g
+    return 1
+
+
+class ResBlock(nn.Module):
+    def __init__(self, spatial_dims: int, cin: int, cout: int, temb_dim: Optional[int], dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.conv1 = conv(spatial_dims, cin, cout)
+        self.temb = nn.Linear(temb_dim, cout) if temb_dim else None
+        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = conv(spatial_dims, cout, cout)
+        self.skip = conv(spatial_dims, cin, cout, k=1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.temb is not None and temb is not None:
+            h = h + self.temb(F.silu(temb)).reshape(*temb.shape[:1], -1, *([1] * (x.dim() - 2)))
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class Up(nn.Module):
+    """Pixel-shuffle upsampling: conv to C·∏f channels, then shuffle."""
+
+    def __init__(self, spatial_dims: int, cin: int, cout: int, factor: Sequence[int]):
+        super().__init__()
+        self.factor = list(factor)
+        self.conv = conv(spatial_dims, cin, cout * math.prod(self.factor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_shuffle(self.conv(x), self.factor)
+
+
+class UNet(nn.Module):
+    """U-Net for ``spatial_dims`` 2 or 3.
+
+    Parameters
+    ----------
+    spatial_dims : 2 or 3
+    in_channels, out_channels : int
+    channels : sequence of int
+        Feature channels per resolution level, e.g. (32, 64, 128).
+    blocks_per_level : int
+        Residual blocks per level in the encoder and decoder.
+    time_embedding : bool
+        Add a sinusoidal time embedding (through an MLP) in every block (diffusion).
+    strides : optional per-level downsampling factors per axis, e.g. for anisotropic
+        3D data ``[(1, 2, 2), (2, 2, 2)]``; default 2 on every axis.
+    """
+
+    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1,
+                 channels: Sequence[int] = (32, 64, 128), blocks_per_level: int = 1,
+                 time_embedding: bool = False, dropout: float = 0.0,
+                 strides: Optional[Sequence[Sequence[int]]] = None):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self.spatial_dims = spatial_dims
+        channels = list(channels)
+        n_down = len(channels) - 1
+        if strides is None:
+            strides = [[2] * spatial_dims for _ in range(n_down)]
+        strides = [list(s) for s in strides]
+        if len(strides) != n_down:
+            raise ValueError(f"need {n_down} strides for {len(channels)} levels, got {len(strides)}")
+        self.strides = strides
+        temb_dim = channels[0] * 4 if time_embedding else None
+        self.temb_ch = channels[0]
+        self.time_mlp = (nn.Sequential(nn.Linear(channels[0], temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
+                         if time_embedding else None)
+        self.inc = conv(spatial_dims, in_channels, channels[0])
+        self.down_blocks = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for i, ch in enumerate(channels):
+            cin = channels[i - 1] if i > 0 else channels[0]
+            blocks = nn.ModuleList([ResBlock(spatial_dims, cin if j == 0 else ch, ch, temb_dim, dropout)
+                                    for j in range(blocks_per_level)])
+            self.down_blocks.append(blocks)
+            if i < n_down:
+                cls = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+                s = strides[i]
+                self.downs.append(cls(ch, ch, kernel_size=[max(3, si + 1) if si > 1 else 3 for si in s],
+                                      stride=s, padding=[1] * spatial_dims))
+        self.mid = ResBlock(spatial_dims, channels[-1], channels[-1], temb_dim, dropout)
+        self.ups = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+        for i in reversed(range(n_down)):
+            self.ups.append(Up(spatial_dims, channels[i + 1], channels[i], strides[i]))
+            blocks = nn.ModuleList([ResBlock(spatial_dims, 2 * channels[i] if j == 0 else channels[i],
+                                             channels[i], temb_dim, dropout) for j in range(blocks_per_level)])
+            self.up_blocks.append(blocks)
+        self.out_norm = nn.GroupNorm(_groups(channels[0]), channels[0])
+        self.out = conv(spatial_dims, channels[0], out_channels)
+
+    @property
+    def divisor(self) -> list[int]:
+        """Input sizes must be multiples of this per axis."""
+        d = [1] * self.spatial_dims
+        for s in self.strides:
+            d = [a * b for a, b in zip(d, s)]
+        return d
+
+    def forward(self, x: torch.Tensor, t: Optional[torch.Tensor] = None) -> torch.Tensor:
+        temb = None
+        if self.time_mlp is not None:
+            if t is None:
+                raise ValueError("this UNet has a time embedding: pass t")
+            if t.dim() == 0:
+                t = t.expand(x.shape[0])
+            temb = self.time_mlp(sinusoidal_embedding(t, self.temb_ch))
+        h = self.inc(x)
+        skips = []
+        for i, blocks in enumerate(self.down_blocks):
+            for b in blocks:
+                h = b(h, temb)
+            if i < len(self.downs):
+                skips.append(h)
+                h = self.downs[i](h)
+        h = self.mid(h, temb)
+        for up, blocks in zip(self.ups, self.up_blocks):
+            h = up(h)
+            h = torch.cat([h, skips.pop()], dim=1)
+            for b in blocks:
+                h = b(h, temb)
+        return self.out(F.silu(self.out_norm(h)))
