@@ -27,6 +27,10 @@ class Scene:
         Label id -> class name ("nucleus", "golgi", "cell", ...).
     params : dict
         Every parameter and the seed that produced the scene (JSON-serialisable).
+    extras : dict[str, ndarray]
+        Optional per-voxel arrays a renderer may use, e.g. ``"overlap"`` (uint8 count
+        of objects covering each voxel, where overlap is allowed; the labels keep
+        one owner per voxel).
     """
 
     labels: np.ndarray
@@ -34,6 +38,7 @@ class Scene:
     spacing: tuple[float, ...]
     classes: dict[int, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels)
