@@ -166,18 +166,39 @@ class SceneConfig(Strict):
 
 # --------------------------------------------------------------------------- render
 class SketchConfig(Strict):
-    """Sketch renderer (seed 003): per-cell intensity, decay, darker overlaps, nucleoli, blur."""
+    """Sketch renderer (seed 003): per-cell intensity, decay, darker overlaps, nucleoli, blur.
 
-    intensity: tuple[Fraction, Fraction] = (0.5, 1.0)
-    background: Fraction = 0.0
-    # linear decay of intensity toward the organism centre ("center") or along z ("z")
+    Intensities are in [0, 1] (the sketch's range). Defaults are calibrated on
+    ``nuclei2d-dsb2018/train`` scaled to its 99.8th percentile: median background
+    ≈ 0.035, per-nucleus means mostly 0.35–0.75.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    # per-object intensity, drawn uniformly in [low, high]
+    intensity: tuple[Fraction, Fraction] = (0.35, 0.85)
+    # intensity outside objects
+    background: Fraction = 0.03
+    # linear decay of object intensity toward the organism centre ("center": distance from the
+    # foreground centroid, normalised) or along z ("z": axis 0, i.e. along y in 2D);
+    # the darkest point keeps 1 - decay_strength of the intensity
     decay: Literal["none", "center", "z"] = "none"
     decay_strength: Fraction = 0.3
+    # each additional object covering a voxel (Scene.extras["overlap"]) multiplies by (1 - this)
     overlap_darkening: Fraction = 0.1
-    nucleoli: tuple[int, int] = (0, 0)
-    nucleolus_radius: Range = (1.5, 3.0)
+    # dark nucleoli per object (count drawn in [low, high]), radius in px (along the finest axis),
+    # intensity as a factor of the object's intensity
+    nucleoli: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = (0, 0)
+    nucleolus_radius: tuple[PosFloat, PosFloat] = (1.5, 3.0)
     nucleolus_intensity: Fraction = 0.5
+    # intensity factor per class name, e.g. {"golgi": 1.5}; results are clipped to [0, 1]
+    class_intensity: dict[str, NonNegFloat] = {}
+    # objects of these classes are drawn as walls (membranes) membrane_width px thick per side
+    membrane_classes: list[str] = ["cell"]
+    membrane_width: Annotated[int, Field(ge=1)] = 1
+    # Gaussian blur σ in px (seed 003: σ = 1); anisotropic: σ_axis = σ·min(spacing)/spacing_axis
     sigma: NonNegFloat = 1.0
+    sigma_by_spacing: bool = False
 
     _r = field_validator("intensity", "nucleoli", "nucleolus_radius")(_ordered)
 
@@ -186,31 +207,50 @@ class PhysicsConfig(Strict):
     """Physics renderer: optics and camera in physical units.
 
     PSF: Gaussian approximation of a widefield or confocal PSF from the numerical
-    aperture NA, emission wavelength λ_em (nm) and immersion refractive index n.
-    Camera: photons -> Poisson shot noise, × quantum efficiency, + Gaussian read
-    noise (e⁻), × gain (ADU/e⁻) + offset (ADU), clipped to uint16.
+    aperture NA, emission wavelength λ_em (nm) and immersion refractive index n
+    (formulas in :mod:`cellsynth.render.physics`). Camera: photons -> Poisson shot
+    noise at quantum efficiency QE, + Gaussian read noise (e⁻), × gain (ADU/e⁻) +
+    offset (ADU), clipped to uint16.
     """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     microscope: Literal["widefield", "confocal"] = "widefield"
     na: Annotated[float, Field(gt=0, le=1.7)] = 1.2
     wavelength_nm: Annotated[float, Field(gt=200, lt=2000)] = 520.0
     refractive_index: Annotated[float, Field(ge=1.0, le=2.0)] = 1.33
-    psf_scale: PosFloat = 1.0
-    # photons per voxel at the brightest object, drawn per object from this range
-    photons: Range = (100.0, 400.0)
+    # multiplies both PSF σ (aberrations, defocus); 0 disables the PSF
+    psf_scale: NonNegFloat = 1.0
+    # photons per voxel in focus, drawn uniformly per object from this range
+    photons: tuple[NonNegFloat, NonNegFloat] = (100.0, 400.0)
+    # brightness factor per class name, e.g. {"golgi": 2.0}
+    class_brightness: dict[str, NonNegFloat] = {}
+    # objects of these classes emit from their walls only (membrane stain), membrane_width px per side
+    membrane_classes: list[str] = ["cell"]
+    membrane_width: Annotated[int, Field(ge=1)] = 1
+    # uniform background photons per voxel (everywhere)
     background_photons: NonNegFloat = 10.0
-    # smooth autofluorescence inside the specimen, as a fraction of the mean object signal
+    # autofluorescence inside the specimen (foreground), as a fraction of the mean object photons
     autofluorescence: Fraction = 0.05
-    # exponential depth attenuation along z: exp(-z_µm / attenuation_um); 0 disables
+    # exponential depth attenuation along z (3D): exp(-z_µm / attenuation_um); 0 disables
     attenuation_um: NonNegFloat = 0.0
     quantum_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.8
     read_noise_e: NonNegFloat = 2.0
     gain: PosFloat = 1.0
-    offset: NonNegFloat = 100.0
-    # texture: relative multiplicative noise inside objects (chromatin-like), 0 disables
-    texture: Fraction = 0.2
+    offset: Annotated[float, Field(ge=0, le=65535)] = 100.0
+    # texture: relative std of a smooth multiplicative random field inside objects (chromatin-like),
+    # correlation length texture_scale_um (µm, Gaussian σ); 0 disables
+    texture: NonNegFloat = 0.2
+    texture_scale_um: PosFloat = 0.5
 
     _r = field_validator("photons")(_ordered)
+
+    @model_validator(mode="after")
+    def _na(self):
+        if self.na >= self.refractive_index:
+            raise ValueError(f"na {self.na} must be below refractive_index {self.refractive_index}"
+                             " (sin θ < 1)")
+        return self
 
 
 class DiffusionRenderConfig(Strict):

@@ -1,0 +1,95 @@
+"""Helpers shared by the sketch and physics renderers (numpy/scipy only, any ndim)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..config import ConfigError, validate
+from ..io import InputError
+from ..scene import Scene
+
+
+def as_config(cfg: Any, model: type) -> Any:
+    """Accept a config instance, a dict (validated into a one-line ConfigError) or None (defaults)."""
+    if cfg is None:
+        return model()
+    if isinstance(cfg, model):
+        return cfg
+    if isinstance(cfg, dict):
+        return validate(model, cfg)
+    raise ConfigError(f"{model.__name__} expected, got {type(cfg).__name__}")
+
+
+def check_inputs(scene: Any, rng: Any, who: str) -> None:
+    """Reject a non-Scene, a bad ``extras["overlap"]`` or a non-Generator rng with one line."""
+    if not isinstance(scene, Scene):
+        raise InputError(f"{who}: expected a cellsynth Scene, got {type(scene).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"{who}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if scene.labels.size and scene.labels.min() < 0:
+        raise InputError(f"{who}: scene labels must be >= 0, got min {scene.labels.min()}")
+    ov = scene.extras.get("overlap")
+    if ov is not None:
+        ov = np.asarray(ov)
+        if ov.shape != scene.shape:
+            raise InputError(f"{who}: extras['overlap'] shape {ov.shape} != labels shape {scene.shape}")
+        if not np.issubdtype(ov.dtype, np.integer):
+            raise InputError(f"{who}: extras['overlap'] must hold integer counts, got {ov.dtype}")
+
+
+def class_factors(scene: Scene, factors: dict[str, float], n: int) -> np.ndarray:
+    """Per-label factor LUT (length n + 1, entry 0 unused) from a class-name -> factor mapping."""
+    lut = np.ones(n + 1, dtype=np.float32)
+    if factors:
+        for lab, cls in scene.classes.items():
+            if 0 < int(lab) <= n and cls in factors:
+                lut[int(lab)] = factors[cls]
+    return lut
+
+
+def boundary_mask(labels: np.ndarray, width: int = 1) -> np.ndarray:
+    """Voxels of an object whose face-neighbour holds another label (incl. background).
+
+    Each wall is ``width`` px thick on each side of the interface, so a wall between
+    two cells is 2·width px in total.
+    """
+    b = np.zeros(labels.shape, dtype=bool)
+    for ax in range(labels.ndim):
+        lo = [slice(None)] * labels.ndim
+        hi = [slice(None)] * labels.ndim
+        lo[ax] = slice(None, -1)
+        hi[ax] = slice(1, None)
+        d = labels[tuple(lo)] != labels[tuple(hi)]
+        b[tuple(lo)] |= d
+        b[tuple(hi)] |= d
+    inside = labels > 0
+    b &= inside
+    if width > 1:
+        b = ndi.binary_dilation(b, iterations=width - 1, mask=inside)
+    return b
+
+
+def emitting_labels(scene: Scene, membrane_classes: Iterable[str], width: int) -> np.ndarray:
+    """Labels where the object emits light: filled objects, or only the walls of membrane classes."""
+    labels = scene.labels
+    wall_ids = [int(k) for k, c in scene.classes.items() if c in set(membrane_classes)]
+    if not wall_ids:
+        return labels
+    n = scene.n_objects
+    is_wall = np.zeros(n + 1, dtype=bool)
+    is_wall[[i for i in wall_ids if 0 < i <= n]] = True
+    hide = is_wall[labels] & ~boundary_mask(labels, width)
+    out = labels.copy()
+    out[hide] = 0
+    return out
+
+
+def axis_ramp(shape: tuple[int, ...], axis: int, dtype=np.float32) -> np.ndarray:
+    """0..1 along ``axis``, shaped to broadcast against an array of ``shape``."""
+    n = shape[axis]
+    r = np.linspace(0.0, 1.0, n, dtype=dtype) if n > 1 else np.zeros(1, dtype=dtype)
+    view = [1] * len(shape)
+    view[axis] = n
+    return r.reshape(view)
