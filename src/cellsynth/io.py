@@ -48,11 +48,11 @@ def read_image(path: str | Path, ndim: Optional[Iterable[int]] = (2, 3)) -> np.n
     except Exception as e:  # tifffile raises several types for corrupt files
         raise InputError(f"file '{path}' is not a readable TIFF ({type(e).__name__}: {str(e)[:80]})") from None
     arr = np.squeeze(np.asarray(arr))
+    if arr.size == 0:  # tifffile warns and returns nothing for a broken page table
+        raise InputError(f"file '{path}' is not a readable TIFF (no image data; corrupt or truncated?)")
     if ndim is not None and arr.ndim not in tuple(ndim):
         raise InputError(f"file '{path}' has shape {arr.shape}; expected a single-channel "
                          f"{' or '.join(f'{d}D' for d in ndim)} image")
-    if arr.size == 0:
-        raise InputError(f"file '{path}' is empty")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise InputError(f"file '{path}' contains NaN or infinite values")
     return arr

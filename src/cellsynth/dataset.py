@@ -1,0 +1,281 @@
+"""Generate many samples: per-sample seeds, parallel workers, resumable, atomic writes.
+
+Layout (StarDist's, and ``../shared/data``'s)::
+
+    DATASET/images/<name>.tif     rendered image
+    DATASET/masks/<name>.tif      instance labels (uint16; uint32 past 65535 objects)
+    DATASET/manifest.json         per sample: seed, preset, renderer, model, parameters, spacing
+    DATASET/.cellsynth/<name>.json  per-sample record (assembled into the manifest)
+
+Sample i is fully determined by (seed, i): its generators come from
+``SeedSequence(seed, spawn_key=(i,))``, so serial and parallel runs write the same
+bytes. A sample is complete once its image exists: the mask and the record are
+written first, each to a temporary name renamed into place, so a rerun after an
+interruption keeps completed samples and redoes only the rest.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from . import __version__
+from .config import Config, ConfigError, config_to_dict
+from .io import InputError, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
+from .scene import Scene
+
+MANIFEST = "manifest.json"
+RECORDS = ".cellsynth"
+MANIFEST_FORMAT = 1
+
+
+def sample_name(i: int) -> str:
+    return f"sample_{i:05d}"
+
+
+def sample_generators(seed: int, i: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """(scene_rng, render_rng) for sample i: independent streams fixed by (seed, i) alone."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(int(i),))
+    a, b = ss.spawn(2)
+    return np.random.default_rng(a), np.random.default_rng(b)
+
+
+def read_pairs(folder: str | Path, require_masks: bool = True) -> list[tuple[str, Path, Optional[Path]]]:
+    """(name, image_path, mask_path) for a folder with ``images/`` and ``masks/`` paired by file name."""
+    folder = Path(folder)
+    images = list_images(folder / "images", what="images")
+    masks_dir = folder / "masks"
+    if require_masks and not masks_dir.is_dir():
+        raise InputError(f"dataset '{folder}' has no masks/ folder")
+    out = []
+    for img in images:
+        m = masks_dir / img.name
+        if not m.is_file():
+            alt = [masks_dir / (img.stem + s) for s in (".tif", ".tiff")]
+            m = next((a for a in alt if a.is_file()), None)
+        if m is None and require_masks:
+            raise InputError(f"image '{img}' has no mask of the same name in '{masks_dir}'")
+        out.append((img.stem, img, m))
+    return out
+
+
+# --------------------------------------------------------------------------- one sample
+class _Job:
+    """Everything a worker needs to make samples; built once per process."""
+
+    def __init__(self, cfg: Config, renderer: Optional[str], seed: int, out: Path,
+                 labels_files: Optional[list[Path]], threads: Optional[int]):
+        self.cfg = cfg
+        self.renderer_name = renderer
+        self.seed = seed
+        self.out = out
+        self.labels_files = labels_files
+        self.threads = threads
+        self._renderer = None
+
+    def renderer(self):
+        if self._renderer is None and self.renderer_name:
+            from .render import make_renderer
+            self._renderer = make_renderer(self.renderer_name, self.cfg.render)
+        return self._renderer
+
+    def scene(self, i: int, rng: np.random.Generator) -> Scene:
+        if self.labels_files is None:
+            from .simulate import simulate_scene
+            return simulate_scene(self.cfg.scene, rng)
+        return scene_from_labels(self.labels_files[i], self.cfg)
+
+    def name(self, i: int) -> str:
+        return self.labels_files[i].stem if self.labels_files is not None else sample_name(i)
+
+    def make(self, i: int) -> dict:
+        name = self.name(i)
+        scene_rng, render_rng = sample_generators(self.seed, i)
+        scene = self.scene(i, scene_rng)
+        r = self.renderer()
+        image = r.render(scene, render_rng) if r is not None else None
+        mask_path = self.out / "masks" / f"{name}.tif"
+        if self.labels_files is not None:
+            _copy_atomic(self.labels_files[i], mask_path)  # user's masks pass through unchanged
+        else:
+            write_tiff(mask_path, scene.labels, scene.spacing)
+        if self.labels_files is None and self.renderer_name is None:
+            write_tiff(self.out / "foreground" / f"{name}.tif", scene.foreground.astype(np.uint8), scene.spacing)
+        record = {
+            "name": name, "index": i, "seed": self.seed, "preset": self.cfg.name,
+            "renderer": self.renderer_name, "model": _model_of(r),
+            "source": str(self.labels_files[i]) if self.labels_files is not None else "simulated",
+            "shape": list(scene.shape), "spacing": list(scene.spacing), "n_objects": scene.n_objects,
+            "classes": {str(k): v for k, v in scene.classes.items()},
+            "scene_params": scene.params,
+            "render_params": r.describe() if r is not None else None,
+            "image_dtype": str(image.dtype) if image is not None else None,
+        }
+        write_json(self.out / RECORDS / f"{name}.json", record)
+        if image is not None:
+            write_tiff(self.out / "images" / f"{name}.tif", image, scene.spacing)  # written last: marks done
+        return record
+
+
+def _model_of(r) -> Optional[str]:
+    d = r.describe() if r is not None else {}
+    return d.get("model") if isinstance(d, dict) else None
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.copy.part"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def scene_from_labels(path: Path, cfg: Config) -> Scene:
+    """A Scene from an existing instance mask (real annotation, a user's drawing, another tool).
+
+    The specimen foreground is taken as the whole field (a mask holds no specimen
+    outline); spacing comes from the TIFF's voxel size, else the config's when the
+    dimensions agree, else 1 µm.
+    """
+    labels = read_labels(path)
+    spacing = read_spacing(path, labels.ndim)
+    if spacing is None or any(s <= 0 for s in spacing):
+        spacing = tuple(cfg.scene.spacing) if len(cfg.scene.spacing) == labels.ndim else (1.0,) * labels.ndim
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    return Scene(labels=labels, foreground=np.ones(labels.shape, bool), spacing=spacing,
+                 classes={int(k): "object" for k in ids}, params={"source": str(path)})
+
+
+_WORKER_JOB: Optional[_Job] = None
+
+
+def _worker_init(job: _Job) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+    if job.threads:
+        try:
+            import torch
+            torch.set_num_threads(job.threads)
+        except ImportError:
+            pass
+
+
+def _worker_make(i: int) -> dict:
+    assert _WORKER_JOB is not None
+    return _WORKER_JOB.make(i)
+
+
+# --------------------------------------------------------------------------- the dataset
+def _settings(cfg: Config, renderer: Optional[str], seed: int, labels_dir: Optional[Path]) -> dict:
+    return {"config": config_to_dict(cfg), "renderer": renderer, "seed": int(seed),
+            "labels": str(labels_dir) if labels_dir else None}
+
+
+def done_samples(out: Path, names: list[str], with_images: bool) -> set[str]:
+    """Names whose files are all in place (the image is written last)."""
+    done = set()
+    for n in names:
+        last = out / ("images" if with_images else "masks") / f"{n}.tif"
+        if last.is_file() and (out / "masks" / f"{n}.tif").is_file() and (out / RECORDS / f"{n}.json").is_file():
+            done.add(n)
+    return done
+
+
+def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], seed: int, out: str | Path,
+                     workers: int = 1, labels_dir: Optional[str | Path] = None,
+                     progress: bool = True) -> Path:
+    """Write ``n`` samples (scene + rendered image) to ``out``; resume what is already there.
+
+    Parameters
+    ----------
+    cfg : Config
+        Scene and render configuration (a preset, possibly overridden).
+    renderer : "physics" | "sketch" | "diffusion" | None
+        None writes scenes only (masks + foreground), as ``cellsynth simulate`` does.
+    n : int or None
+        Number of samples; with ``labels_dir``, None renders every mask there.
+    seed : int
+        Dataset seed; sample i depends on (seed, i) only.
+    labels_dir : folder of instance masks to render instead of simulated scenes.
+    workers : parallel processes (1 = serial in this process).
+    """
+    out = Path(out)
+    labels_files = None
+    if labels_dir is not None:
+        labels_files = list_images(labels_dir, what="labels")
+        for f in labels_files:  # validate every input before any output
+            read_labels(f)
+        if n is not None:
+            labels_files = labels_files[:n]
+        n = len(labels_files)
+    if n is None or n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    job = _Job(cfg, renderer, seed, out, labels_files, threads=None)
+    job.renderer()  # builds (and validates, e.g. loads the model) before anything is written
+
+    settings = _settings(cfg, renderer, seed, Path(labels_dir) if labels_dir else None)
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file():
+        old = read_json(manifest_path, "manifest")
+        if old.get("settings") != settings:
+            raise InputError(f"output folder '{out}' holds a dataset made with other settings "
+                             f"(preset, renderer, seed or parameters differ); choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"output folder '{out}' exists, is not empty and holds no cellsynth manifest")
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "masks", RECORDS, "foreground"):
+        remove_partials(out / sub)
+    names = [job.name(i) for i in range(n)]
+    manifest = {"format": MANIFEST_FORMAT, "cellsynth": __version__, "settings": settings,
+                "n": n, "complete": False, "samples": []}
+    write_json(manifest_path, manifest)
+
+    done = done_samples(out, names, with_images=renderer is not None)
+    todo = [i for i in range(n) if names[i] not in done]
+    bar = _progress(total=n, initial=n - len(todo), desc=f"generate {cfg.name}/{renderer or 'scenes'}",
+                    enabled=progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for i in todo:
+                job.make(i)
+                bar.update(1)
+        else:
+            job_w = _Job(cfg, renderer, seed, out, labels_files, threads=max(1, (os.cpu_count() or 1) // workers))
+            ctx = get_context("spawn")  # torch and threads do not survive fork safely
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(job_w,)) as pool:
+                futures = [pool.submit(_worker_make, i) for i in todo]
+                for f in as_completed(futures):
+                    f.result()
+                    bar.update(1)
+    finally:
+        bar.close()
+    manifest["samples"] = [read_json(out / RECORDS / f"{nm}.json") for nm in names]
+    manifest["complete"] = True
+    write_json(manifest_path, manifest)
+    return out
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="sample")
+
+
+def iter_dataset(folder: str | Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield (name, image, labels) of a dataset folder."""
+    from .io import read_image
+    for name, ip, mp in read_pairs(folder):
+        yield name, read_image(ip), read_labels(mp)
+
+
+def load_manifest(folder: str | Path) -> dict[str, Any]:
+    return read_json(Path(folder) / MANIFEST, "manifest")
