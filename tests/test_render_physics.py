@@ -1,0 +1,161 @@
+"""Physics renderer: camera statistics, PSF width, attenuation, determinism (2D and 3D)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellsynth.config import ConfigError, PhysicsConfig, validate
+from cellsynth.io import InputError
+from cellsynth.render import make_renderer
+from cellsynth.render.physics import PhysicsRenderer, photon_image, psf_sigma_px, psf_sigma_um, smooth_field
+from cellsynth.scene import Scene
+
+# no texture, no autofluorescence, no background: the photon image is exactly the emission ⊛ PSF
+CLEAN = dict(texture=0.0, autofluorescence=0.0, background_photons=0.0)
+
+
+def empty(shape, spacing=None):
+    return Scene(np.zeros(shape, np.uint16), np.zeros(shape, bool), spacing or (1.0,) * len(shape))
+
+
+def filled(shape, spacing=None):
+    return Scene(np.ones(shape, np.uint16), np.ones(shape, bool), spacing or (1.0,) * len(shape),
+                 {1: "nucleus"})
+
+
+def balls(shape, centres, radius, spacing):
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    labels = np.zeros(shape, np.uint16)
+    for i, c in enumerate(centres, 1):
+        labels[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= radius ** 2] = i
+    return Scene(labels, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, len(centres) + 1)})
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (12, 32, 32)])
+def test_dtype_and_background_level(shape):
+    cfg = PhysicsConfig(background_photons=50, quantum_efficiency=0.8, gain=2.0, offset=100,
+                        read_noise_e=3.0)
+    img = PhysicsRenderer(cfg).render(empty(shape), np.random.default_rng(0))
+    assert img.dtype == np.uint16 and img.shape == shape
+    expected = 100 + 2.0 * 0.8 * 50
+    sd_of_mean = np.sqrt(4 * (0.8 * 50 + 9)) / np.sqrt(img.size)
+    assert abs(img.mean() - expected) < 5 * sd_of_mean
+
+
+@pytest.mark.parametrize("photons", [5.0, 100.0, 2000.0])
+def test_noise_variance_follows_poisson_plus_read(photons):
+    # flat field: one object covering the image, no texture/background
+    cfg = PhysicsConfig(photons=(photons, photons), quantum_efficiency=0.7, gain=1.5, offset=200,
+                        read_noise_e=4.0, **CLEAN)
+    img = PhysicsRenderer(cfg).render(filled((96, 96)), np.random.default_rng(1)).astype(float)
+    e = 0.7 * photons
+    assert img.mean() == pytest.approx(200 + 1.5 * e, rel=0.01, abs=0.5)
+    var = 1.5 ** 2 * (e + 4.0 ** 2) + 1 / 12  # + ADU rounding
+    assert img.var() == pytest.approx(var, rel=0.1)
+
+
+def test_clipped_to_uint16_range():
+    cfg = PhysicsConfig(photons=(1e6, 1e6), gain=10.0, **CLEAN)
+    img = PhysicsRenderer(cfg).render(filled((16, 16)), np.random.default_rng(0))
+    assert img.max() == 65535
+
+
+def _second_moments(img):
+    img = img / img.sum()
+    out = []
+    for ax in range(img.ndim):
+        prof = img.sum(axis=tuple(a for a in range(img.ndim) if a != ax))
+        x = np.arange(len(prof))
+        mu = (x * prof).sum()
+        out.append(((x - mu) ** 2 * prof).sum())
+    return np.sqrt(out)
+
+
+@pytest.mark.parametrize("microscope", ["widefield", "confocal"])
+def test_psf_width_matches_formula_and_grows_as_na_drops(microscope):
+    shape, spacing = (33, 33, 33), (0.2, 0.05, 0.05)
+    labels = np.zeros(shape, np.uint16)
+    labels[16, 16, 16] = 1  # a point source
+    sc = Scene(labels, labels > 0, spacing, {1: "nucleus"})
+    widths = {}
+    for na in (1.2, 0.6):
+        cfg = PhysicsConfig(microscope=microscope, na=na, refractive_index=1.33, wavelength_nm=520, **CLEAN)
+        img = photon_image(sc, cfg, np.random.default_rng(0))
+        widths[na] = _second_moments(img)
+        np.testing.assert_allclose(widths[na], psf_sigma_px(cfg, spacing), rtol=0.05)
+    assert np.all(widths[0.6] > widths[1.2])
+    wf = psf_sigma_um(PhysicsConfig(na=1.2))
+    assert wf[0] == pytest.approx(0.21 * 0.52 / 1.2) and wf[1] == pytest.approx(0.66 * 0.52 * 1.33 / 1.44)
+
+
+def test_2d_psf_is_lateral_only():
+    cfg = PhysicsConfig(na=0.8, refractive_index=1.0)
+    s = psf_sigma_px(cfg, (0.1, 0.2))
+    assert s[0] == pytest.approx(0.21 * 0.52 / 0.8 / 0.1) and s[1] == pytest.approx(s[0] / 2)
+
+
+def test_attenuation_decreases_with_z():
+    shape, spacing = (10, 24, 24), (2.0, 0.5, 0.5)
+    cfg = PhysicsConfig(photons=(1000, 1000), attenuation_um=10.0, psf_scale=0.0, **CLEAN)
+    photons = photon_image(filled(shape, spacing), cfg, np.random.default_rng(0))
+    prof = photons.mean(axis=(1, 2))
+    np.testing.assert_allclose(prof, 1000 * np.exp(-np.arange(10) * 2.0 / 10.0), rtol=1e-4)
+    img = PhysicsRenderer(cfg.model_copy(update={"psf_scale": 1.0})).render(
+        filled(shape, spacing), np.random.default_rng(0))
+    assert np.all(np.diff(img.mean(axis=(1, 2))) < 0)
+
+
+def test_texture_and_autofluorescence():
+    sc = balls((64, 64), [(20, 20), (44, 44)], 12, (0.25, 0.25))
+    base = dict(photons=(500, 500), background_photons=0.0, psf_scale=0.0)
+    flat = photon_image(sc, PhysicsConfig(texture=0.0, autofluorescence=0.0, **base), np.random.default_rng(0))
+    assert np.unique(flat[sc.labels > 0]).tolist() == [500.0]
+    tex = photon_image(sc, PhysicsConfig(texture=0.2, autofluorescence=0.0, **base), np.random.default_rng(0))
+    rel = tex[sc.labels > 0].std() / tex[sc.labels > 0].mean()
+    assert 0.1 < rel < 0.3
+    af = photon_image(sc, PhysicsConfig(texture=0.0, autofluorescence=0.1, **base), np.random.default_rng(0))
+    assert np.allclose(af[sc.labels == 0], 50.0)  # 0.1 × mean object brightness, inside the specimen
+
+
+@pytest.mark.parametrize("sigma", [(1.0, 2.0), (0.5, 1.5, 3.0)])
+def test_smooth_field_unit_variance(sigma):
+    shape = (64, 64) if len(sigma) == 2 else (32, 48, 48)
+    f = smooth_field(shape, sigma, np.random.default_rng(0))
+    assert f.dtype == np.float32
+    assert abs(f.mean()) < 0.1 and f.std() == pytest.approx(1.0, rel=0.15)
+
+
+def test_membrane_class_emits_from_walls():
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:28, 4:16] = 1
+    labels[4:28, 16:28] = 2
+    sc = Scene(labels, labels > 0, (1.0, 1.0), {1: "cell", 2: "cell"})
+    ph = photon_image(sc, PhysicsConfig(psf_scale=0.0, **CLEAN), np.random.default_rng(0))
+    assert ph[16, 10] == 0 and ph[16, 15] > 0 and ph[16, 16] > 0
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (8, 24, 24)])
+def test_determinism_and_seeds_differ(shape):
+    sc = balls(shape, [tuple(s // 2 for s in shape)], 5, (1.0,) * len(shape))
+    r = PhysicsRenderer(PhysicsConfig(attenuation_um=20.0))
+    a = r.render(sc, np.random.default_rng(3))
+    b = r.render(sc, np.random.default_rng(3))
+    c = r.render(sc, np.random.default_rng(4))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # objects are brighter than the background
+    assert a[sc.labels > 0].mean() > a[sc.labels == 0].mean() + 50
+
+
+def test_interface_and_errors():
+    r = make_renderer("physics")
+    assert r.name == "physics" and isinstance(r, PhysicsRenderer)
+    d = r.describe()
+    assert d["renderer"] == "physics" and d["psf_sigma_lateral_um"] > 0
+    with pytest.raises(ConfigError, match="refractive_index"):
+        validate(PhysicsConfig, {"na": 1.4, "refractive_index": 1.33})
+    for bad in ({"gain": float("inf")}, {"photons": [10, float("nan")]}, {"photons": [400, 100]},
+                {"read_noise_e": -1}):
+        with pytest.raises(ConfigError):
+            PhysicsRenderer(bad)
+    with pytest.raises(InputError, match="rng"):
+        r.render(empty((8, 8)), 0)
