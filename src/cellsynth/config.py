@@ -77,7 +77,13 @@ class PlacementConfig(Strict):
     min_distance: NonNegFloat = 10.0
     layer_thickness: PosFloat = 10.0
 
-    _r = field_validator("n_points")(_ordered)
+    @field_validator("n_points")
+    @classmethod
+    def _n(cls, v):
+        _ordered(v)
+        if v[0] < 0:
+            raise ValueError(f"counts must be >= 0, got {tuple(v)}")
+        return v
 
 
 class NucleiConfig(Strict):
@@ -91,21 +97,34 @@ class NucleiConfig(Strict):
     # elastic B-spline deformation: displacement magnitude (px) on a coarse control grid
     elastic: NonNegFloat = 1.0
     elastic_grid: Annotated[int, Field(ge=2)] = 4
-    # spherical harmonics (seed 001 eq. 7): c_lm = r w e^{-γ m}
+    # spherical harmonics (seed 001 eq. 7): c_lm = r w e^{-γ l} (order l, smoothness γ)
     sh_order: Annotated[int, Field(ge=0, le=20)] = 5
     sh_gamma: PosFloat = 5.0
-    # shape_model: example masks (TIFF directory) for the PCA model
+    # damping index of eq. 7: "l" damps by order l (default, see simulate.shapes), "m" as printed
+    sh_decay: Literal["l", "m"] = "l"
+    # shape_model: example masks (TIFF directory) for the PCA model (seed 001 §3.2)
     examples: Optional[Path] = None
-    # seed 003 C. elegans: a fraction of mitotic cells squashed along one axis
+    n_modes: Annotated[int, Field(ge=1)] = 3
+    n_rays: Annotated[int, Field(ge=8)] = 64
+    # seed 003 C. elegans: a fraction of mitotic cells squashed by mitotic_squash along
+    # two axes (3D, "more cylindrical") or one (2D)
     mitotic_fraction: Fraction = 0.0
     mitotic_squash: Annotated[float, Field(gt=0, le=1)] = 0.5
     allow_overlap: bool = False
 
-    _r = field_validator("radius")(_ordered)
+    @field_validator("radius")
+    @classmethod
+    def _radius(cls, v):
+        _ordered(v)
+        if v[0] <= 0:
+            raise ValueError(f"radius must be > 0 px, got {tuple(v)}")
+        return v
 
     @field_validator("axis_scale")
     @classmethod
     def _axes(cls, v):
+        if not 2 <= len(v) <= 3:
+            raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
         for r in v:
             _ordered(r)
             if r[0] <= 0:
@@ -114,10 +133,18 @@ class NucleiConfig(Strict):
 
 
 class MembraneConfig(Strict):
-    """Weighted Voronoi membranes (seed 001 eq. 3): dist / γ_j bends the walls."""
+    """Weighted Voronoi membranes (seed 001 eq. 3): dist / γ_j bends the walls.
+
+    gamma: range of the per-cell weights γ_j (drawn uniformly); (1, 1) = plain Voronoi
+    (seed 000). wall_thickness: membrane width in voxels. border: also draw a membrane
+    along the specimen surface. connected: merge the rare stray fragments of a
+    multiplicatively weighted cell into its main neighbour (one region per label).
+    """
 
     gamma: Range = (0.8, 1.2)
     wall_thickness: Annotated[int, Field(ge=1)] = 1
+    border: bool = False
+    connected: bool = True
 
     @field_validator("gamma")
     @classmethod
@@ -140,6 +167,24 @@ class OrganelleConfig(Strict):
 
     _r = field_validator("n_pairs", "golgi_radius", "golgi_offset", "rotation_deg")(_ordered)
 
+    @field_validator("n_pairs", "golgi_radius")
+    @classmethod
+    def _pos(cls, v):
+        if v[0] < 0:
+            raise ValueError(f"must be >= 0, got {tuple(v)}")
+        return v
+
+    @field_validator("nucleus_axes")
+    @classmethod
+    def _axes(cls, v):
+        if not 2 <= len(v) <= 3:
+            raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
+        for r in v:
+            _ordered(r)
+            if r[0] <= 0:
+                raise ValueError(f"semi-axes must be > 0, got {tuple(r)}")
+        return v
+
 
 class SceneConfig(Strict):
     kind: Literal["nuclei", "membranes", "organelles"] = "nuclei"
@@ -157,6 +202,11 @@ class SceneConfig(Strict):
             raise ValueError(f"shape must have 2 (YX) or 3 (ZYX) entries, got {self.shape}")
         if len(self.spacing) != len(self.shape):
             raise ValueError(f"spacing {self.spacing} needs one value per axis of shape {self.shape}")
+        for key, v in (("nuclei.axis_scale", self.nuclei.axis_scale),
+                       ("organelles.nucleus_axes", self.organelles.nucleus_axes)):
+            if len(v) < len(self.shape):
+                raise ValueError(f"{key} has {len(v)} ranges; a {len(self.shape)}D scene needs "
+                                 f"{len(self.shape)} ((Z)YX)")
         return self
 
     @property

@@ -1,0 +1,139 @@
+"""Weighted Voronoi membranes (seed 001 eq. 3): exactness against brute force, labels, walls."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import ndimage
+
+from cellsynth.config import MembraneConfig
+from cellsynth.io import InputError
+from cellsynth.scene import relabel_consecutive
+from cellsynth.simulate.membranes import membrane_mask, tessellate
+
+
+def brute_force(fg, pts, gamma):
+    """argmin_j ||x - x_j|| / γ_j over every voxel, relabelled consecutively."""
+    grid = np.indices(fg.shape).reshape(fg.ndim, -1).T.astype(float)
+    d = ((grid[:, None, :] - pts[None]) ** 2).sum(-1) / gamma ** 2
+    lab = (d.argmin(1) + 1).reshape(fg.shape)
+    lab[~fg] = 0
+    return relabel_consecutive(lab)[0]
+
+
+def ball_fg(shape, frac=0.8):
+    g = np.ogrid[tuple(slice(0, s) for s in shape)]
+    return sum(((x - (s - 1) / 2) / (frac * s / 2)) ** 2 for x, s in zip(g, shape)) <= 1
+
+
+@pytest.mark.parametrize("shape", [(48, 40), (24, 32, 28)])
+def test_covers_foreground_consecutive(shape, rng):
+    fg = ball_fg(shape)
+    pts = rng.uniform(0, np.array(shape) - 1, (25, len(shape)))
+    lab = tessellate(fg, pts, MembraneConfig(), rng)
+    assert lab.dtype == np.uint16 and lab.shape == fg.shape
+    np.testing.assert_array_equal(lab > 0, fg)
+    ids = np.unique(lab[lab > 0])
+    np.testing.assert_array_equal(ids, np.arange(1, lab.max() + 1))
+
+
+@pytest.mark.parametrize("shape", [(30, 34), (14, 18, 16)])
+def test_gamma_one_is_plain_voronoi(shape, rng):
+    fg = np.ones(shape, bool)
+    fg[:2] = False
+    pts = rng.uniform(0, np.array(shape) - 1, (20, len(shape)))
+    lab = tessellate(fg, pts, MembraneConfig(gamma=(1.0, 1.0)), rng, connected=False, block=8)
+    np.testing.assert_array_equal(lab, brute_force(fg, pts, np.ones(len(pts))))
+
+
+@pytest.mark.parametrize("shape", [(30, 34), (14, 18, 16)])
+def test_weighted_equals_brute_force_and_bends(shape, rng):
+    fg = ball_fg(shape, 0.95)
+    pts = rng.uniform(0, np.array(shape) - 1, (20, len(shape)))
+    gamma = rng.uniform(0.6, 1.6, len(pts))
+    lab = tessellate(fg, pts, MembraneConfig(), rng, gamma=gamma, connected=False, block=8)
+    np.testing.assert_array_equal(lab, brute_force(fg, pts, gamma))
+    plain = tessellate(fg, pts, MembraneConfig(), rng, gamma=np.ones(len(pts)), connected=False)
+    assert (lab != plain).mean() > 0.02  # the weights move the walls
+
+
+def test_gamma_drawn_from_config_range(rng):
+    fg = np.ones((40, 40), bool)
+    pts = rng.uniform(0, 39, (15, 2))
+    a = tessellate(fg, pts, MembraneConfig(gamma=(0.5, 2.0)), np.random.default_rng(3))
+    b = tessellate(fg, pts, MembraneConfig(gamma=(0.5, 2.0)), np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)  # seeded -> reproducible
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 30), ndim=st.sampled_from([2, 3]),
+       spread=st.floats(1.0, 3.0), block=st.sampled_from([4, 7, 16]))
+def test_property_exact(seed, n, ndim, spread, block):
+    r = np.random.default_rng(seed)
+    shape = tuple(r.integers(5, 20, ndim))
+    fg = r.random(shape) < 0.7
+    pts = r.uniform(-3, np.array(shape) + 2, (n, ndim))  # some points outside the image
+    gamma = r.uniform(1.0, spread, n)
+    lab = tessellate(fg, pts, MembraneConfig(), r, gamma=gamma, connected=False, block=block)
+    np.testing.assert_array_equal(lab, brute_force(fg, pts, gamma))
+
+
+def test_connected_cells(rng):
+    shape = (20, 40, 40)
+    fg = ball_fg(shape, 0.95)
+    pts = rng.uniform(0, np.array(shape) - 1, (60, 3))
+    cfg = MembraneConfig(gamma=(0.4, 2.5))  # wide γ: fragments appear without the merge
+    raw = tessellate(fg, pts, cfg, np.random.default_rng(1), connected=False)
+    lab = tessellate(fg, pts, cfg, np.random.default_rng(1))
+    struct = ndimage.generate_binary_structure(3, 1)
+
+    def n_split(x):
+        return sum(ndimage.label(x[s] == i + 1, struct)[1] > 1
+                   for i, s in enumerate(ndimage.find_objects(x)) if s is not None)
+
+    assert n_split(raw) > 0
+    assert n_split(lab) == 0
+    np.testing.assert_array_equal(lab > 0, fg)
+    np.testing.assert_array_equal(np.unique(lab[lab > 0]), np.arange(1, lab.max() + 1))
+
+
+def test_empty_foreground_and_errors(rng):
+    cfg = MembraneConfig()
+    assert tessellate(np.zeros((8, 8), bool), np.zeros((0, 2)), cfg, rng).max() == 0
+    with pytest.raises(InputError, match="no cell positions"):
+        tessellate(np.ones((8, 8), bool), np.zeros((0, 2)), cfg, rng)
+    with pytest.raises(InputError, match="bool"):
+        tessellate(np.ones((8, 8)), np.zeros((1, 2)), cfg, rng)
+    with pytest.raises(InputError, match=r"\(N, 2\)"):
+        tessellate(np.ones((8, 8), bool), np.zeros((3, 3)), cfg, rng)
+    with pytest.raises(InputError, match="NaN"):
+        tessellate(np.ones((8, 8), bool), np.full((1, 2), np.nan), cfg, rng)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("t", [1, 2, 3, 4])
+def test_membrane_thickness(ndim, t):
+    shape = (32,) * ndim
+    lab = np.ones(shape, np.uint16)
+    lab[..., 16:] = 2  # one flat wall between x = 15 and x = 16
+    wall = membrane_mask(lab, thickness=t)
+    cols = np.flatnonzero(wall.reshape(-1, 32).any(0))
+    assert len(cols) == t and cols.min() <= 16 <= cols.max() + 1
+    assert wall.reshape(-1, 32)[:, cols].all()  # the whole plane is covered
+    assert not membrane_mask(np.ones(shape, np.uint16)).any()
+
+
+def test_membrane_border_and_inside():
+    lab = np.zeros((20, 20), np.uint16)
+    lab[5:15, 5:10] = 1
+    lab[5:15, 10:15] = 2
+    inner = membrane_mask(lab, 1)
+    both = membrane_mask(lab, 1, border=True)
+    assert inner.sum() == 10 and not (inner & (lab == 0)).any()
+    ring = lab > 0
+    ring &= ~ndimage.binary_erosion(ring)
+    assert (both == (inner | ring)).all()
+    with pytest.raises(InputError):
+        membrane_mask(lab.astype(float))
+    with pytest.raises(InputError):
+        membrane_mask(lab, 0)
