@@ -1,0 +1,66 @@
+"""cellsynth fit: fit a preset's simulation and renderers to your own unannotated images."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ConfigError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="fit object size/shape/density/intensity to your unannotated images -> config YAML",
+        description="Detect objects classically (Otsu + distance watershed) in unannotated images and "
+                    "measure equivalent radius (5th-95th percentile), axis ratios, density, neighbour "
+                    "distances, intensities and camera noise (photon transfer). Writes a YAML overlay "
+                    "(keys of the preset's config) for `simulate/generate/benchmark --preset P --config OUT`.")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of single-channel 2D/3D TIFFs")
+    p.add_argument("--preset", required=True, metavar="P", help="preset to fit onto, e.g. nuclei2d-dsb")
+    p.add_argument("--config", metavar="FILE", help="YAML merged onto the preset before fitting")
+    p.add_argument("--out", required=True, metavar="CONFIG.yaml", help="overlay YAML to write")
+    p.add_argument("--masks", metavar="DIR",
+                   help="optional real masks (same names): also print the same statistics measured on "
+                        "them, to judge the fit (never used for the fit itself)")
+    p.add_argument("--max-images", type=int, default=100,
+                   help="use at most this many images, evenly spread (default 100; 0 = all)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import load_config, preset_dict
+    from ..evaluate.fit import compare, fit_config, measure, subsample, write_overlay
+    from ..io import InputError, list_images
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(f"--out '{out}' must end in .yaml or .yml")
+    if out.is_dir():
+        raise InputError(f"--out '{out}' is a folder; give a file name")
+    if args.max_images < 0:
+        raise ConfigError(f"--max-images {args.max_images} must be >= 0")
+    preset_dict(args.preset)  # unknown preset -> one-line error before any work
+    images = list_images(args.images)
+    masks = None
+    if args.masks:
+        mdir = Path(args.masks)
+        list_images(mdir, "masks")
+        missing = [p.name for p in images if not (mdir / p.name).is_file()]
+        if missing:
+            raise InputError(f"masks folder '{mdir}' lacks {len(missing)} mask(s) named like the images, "
+                             f"e.g. '{missing[0]}'")
+    max_images = args.max_images or None
+    overlay, summary, _cfg = fit_config(images, args.preset, args.config, max_images=max_images,
+                                        progress=not args.no_progress)
+    write_overlay(out, overlay, summary, source=str(args.images))
+    load_config(args.preset, out)  # the file as written must load
+    print(f"fitted {summary['n_images']} image(s), {summary['n_objects_total']} object(s): "
+          f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}")
+    if args.masks:
+        used = subsample(images, max_images)
+        ref = measure(used, [Path(args.masks) / p.name for p in used], progress=not args.no_progress)
+        print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
+        for r in compare(summary, ref):
+            print(f"{r['statistic']:<24}{r['fitted']:>12.4g}{r['reference']:>12.4g}{r['rel_error']:>9.2f}")
+    print(f"wrote {out}")
+    return 0

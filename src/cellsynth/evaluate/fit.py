@@ -1,0 +1,439 @@
+"""Fit the simulation and renderers to a user's own *unannotated* images.
+
+The images are segmented classically (smoothing, Otsu threshold, hole filling,
+distance-transform watershed), and from the detected objects we measure what the
+simulation needs:
+
+- object size and shape: equivalent radius r = (A/π)^(1/2) in 2D, (3V/4π)^(1/3) in 3D
+  (objects touching the border excluded, they are truncated); minor/major axis
+  ratios from the inertia tensor → ``scene.nuclei.radius`` and ``axis_scale``;
+- density: objects per pixel/voxel → ``scene.placement.n_points`` for the scene
+  shape; nearest-neighbour centre distances → ``placement.min_distance``;
+- intensities on a per-image robust scale (1st–99.8th percentile → [0, 1]):
+  per-object means and the background median → ``render.sketch.intensity`` and
+  ``background``;
+- a photon-transfer estimate (noise variance vs mean over objects and background,
+  Theil–Sen slope = camera gain in ADU/e⁻) → ``render.physics`` gain, offset,
+  photons and background_photons (with the preset's quantum efficiency and read
+  noise), so that the physics render reproduces the real signal-to-noise ratio;
+- image shape, number of dimensions and voxel size (TIFF tags when present).
+
+The result is a YAML *overlay*: keys of :class:`cellsynth.config.Config` to merge
+onto the preset (``cellsynth simulate/generate/benchmark --preset P --config F``).
+The same statistics computed from real masks (``measure(..., masks=...)``) give
+the reference to judge the fit by.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import yaml
+from scipy import ndimage as ndi
+from scipy import stats as sstats
+
+from ..config import Config, ConfigError, _deep_merge, config_to_dict, preset_dict, validate
+from ..io import InputError, list_images, read_image, read_labels, read_spacing
+
+# per-image robust intensity scale (percentiles), the usual microscopy normalisation
+NORM_PERCENTILES = (1.0, 99.8)
+
+
+# --------------------------------------------------------------------------- detection
+def normalize(image: np.ndarray, pmin: float = NORM_PERCENTILES[0],
+              pmax: float = NORM_PERCENTILES[1]) -> np.ndarray:
+    """Map the ``pmin``–``pmax`` percentiles of ``image`` to 0–1 (float32, not clipped)."""
+    x = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(x, [pmin, pmax])
+    return (x - lo) / max(float(hi - lo), 1e-6)
+
+
+def detect_objects(image: np.ndarray, sigma: float = 1.0, min_radius: float = 2.0) -> np.ndarray:
+    """Classical instance detection of bright blobs (nuclei) in a 2D or 3D image.
+
+    Gaussian smoothing (σ = ``sigma``), Otsu threshold, hole filling, removal of
+    objects smaller than a ball of radius ``min_radius``, then a watershed on the
+    distance transform seeded by its h-maxima (h = 1 px) to split touching objects.
+    Returns uint16/uint32 instance labels 1..N (all zero when nothing is found).
+    """
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label as cc_label
+    from skimage.morphology import h_maxima, remove_small_objects
+    from skimage.segmentation import watershed
+
+    x = ndi.gaussian_filter(normalize(image), sigma)
+    if float(x.max() - x.min()) < 1e-6:
+        return np.zeros(x.shape, np.uint16)
+    fg = x > threshold_otsu(x)
+    fg = ndi.binary_fill_holes(fg)
+    ball = (4.0 / 3.0 * np.pi if x.ndim == 3 else np.pi) * min_radius ** x.ndim
+    fg = remove_small_objects(fg, max_size=max(int(ball), 1))
+    if not fg.any():
+        return np.zeros(x.shape, np.uint16)
+    dist = ndi.gaussian_filter(ndi.distance_transform_edt(fg), 1.0)
+    markers = cc_label(h_maxima(dist, 1.0) & fg)
+    labels = watershed(-dist, markers, mask=fg)
+    labels = cc_label(labels > 0) if labels.max() == 0 else labels
+    return _consecutive(labels)
+
+
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    from skimage.segmentation import relabel_sequential
+    out = relabel_sequential(np.asarray(labels))[0]
+    return out.astype(np.uint32 if out.max() > 65535 else np.uint16)
+
+
+# --------------------------------------------------------------------------- measurement
+def _noise_factor(ndim: int, sigma: float = 1.0) -> float:
+    """Variance of white noise after ``x - G_σ * x`` relative to before (Σ (δ - k)²)."""
+    d = np.zeros((9,) * ndim)
+    d[(4,) * ndim] = 1.0
+    r = d - ndi.gaussian_filter(d, sigma)
+    return float((r ** 2).sum())
+
+
+def object_stats(labels: np.ndarray, image: Optional[np.ndarray] = None) -> dict:
+    """Per-object and per-image statistics of an instance mask (and its image).
+
+    Returns a dict with per-object arrays ``radius`` (equivalent radius, interior
+    objects only), ``axis_ratio`` (minor/major, interior objects), ``axis_sd``
+    (per-axis coordinate s.d., (Z)YX, interior objects), ``nn_distance``
+    (nearest-neighbour centre distance) and per-image scalars ``n_objects``,
+    ``density`` (objects per pixel/voxel), ``coverage`` (foreground fraction).
+    With ``image``: ``intensity`` (per-object mean on the robust 0–1 scale),
+    ``background`` (median background on that scale), ``mean_adu``/``var_adu``
+    (raw mean and high-pass noise variance of object interiors and background, for
+    the photon-transfer fit) and ``bg_adu``/``bg_var``.
+    """
+    from scipy.spatial import cKDTree
+    from skimage.measure import regionprops
+
+    labels = np.asarray(labels)
+    ndim = labels.ndim
+    out: dict = {"ndim": ndim, "shape": tuple(labels.shape)}
+    props = regionprops(labels)
+    n = len(props)
+    out["n_objects"] = n
+    out["density"] = n / labels.size
+    out["coverage"] = float((labels > 0).mean())
+    radius, ratio, axis_sd, centres = [], [], [], []
+    for p in props:
+        centres.append(p.centroid)
+        bb = p.bbox
+        touches = any(bb[i] == 0 or bb[i + ndim] == labels.shape[i] for i in range(ndim))
+        if touches or p.area < 3:
+            continue
+        vol = float(p.area)
+        r = (vol / np.pi) ** 0.5 if ndim == 2 else (3.0 * vol / (4.0 * np.pi)) ** (1.0 / 3.0)
+        radius.append(r)
+        ev = np.clip(np.asarray(p.inertia_tensor_eigvals, float), 0, None)
+        ratio.append(float(np.sqrt(ev.min() / ev.max())) if ev.max() > 0 else 1.0)
+        coords = p.coords.astype(float)
+        axis_sd.append(coords.std(axis=0))
+    out["radius"] = np.asarray(radius, float)
+    out["axis_ratio"] = np.asarray(ratio, float)
+    out["axis_sd"] = np.asarray(axis_sd, float).reshape(-1, ndim)
+    if n >= 2:
+        c = np.asarray(centres)
+        d, _ = cKDTree(c).query(c, k=2)
+        out["nn_distance"] = d[:, 1]
+    else:
+        out["nn_distance"] = np.zeros(0)
+    if image is not None:
+        out.update(_intensity_stats(labels, np.asarray(image), props))
+    return out
+
+
+def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
+    if image.shape != labels.shape:
+        raise InputError(f"image shape {image.shape} != mask shape {labels.shape}")
+    raw = image.astype(np.float64)
+    norm = normalize(raw)
+    # high-pass residual: removes the smooth signal, keeps (mostly) the shot/read noise
+    hp2 = (raw - ndi.gaussian_filter(raw, 1.0)) ** 2 / _noise_factor(raw.ndim)
+    fg = labels > 0
+    bg = ~ndi.binary_dilation(fg, iterations=2)
+    res: dict = {}
+    res["intensity"] = np.asarray([norm[tuple(p.coords.T)].mean() for p in props], float)
+    res["background"] = float(np.median(norm[bg])) if bg.any() else float(norm.min())
+    interior = ndi.binary_erosion(fg, iterations=2) & (ndi.grey_erosion(labels, size=(3,) * labels.ndim) == labels)
+    lab_in = np.where(interior, labels, 0)
+    idx = np.unique(lab_in)
+    idx = idx[idx > 0]
+    counts = ndi.sum_labels(np.ones_like(raw), lab_in, idx) if idx.size else np.zeros(0)
+    keep = idx[counts >= 16]
+    mean_adu = list(ndi.mean(raw, lab_in, keep)) if keep.size else []
+    var_adu = list(ndi.mean(hp2, lab_in, keep)) if keep.size else []
+    if bg.sum() >= 16:
+        res["bg_adu"] = float(raw[bg].mean())
+        res["bg_var"] = float(np.median(hp2[bg]) / 0.4549)  # median of σ²χ²₁ is 0.4549 σ²
+        mean_adu.append(res["bg_adu"])
+        var_adu.append(res["bg_var"])
+    res["mean_adu"] = np.asarray(mean_adu, float)
+    res["var_adu"] = np.asarray(var_adu, float)
+    return res
+
+
+def photon_transfer(mean_adu: np.ndarray, var_adu: np.ndarray) -> Optional[tuple[float, float]]:
+    """Gain (ADU/e⁻) and intercept of var = gain·mean + b (Theil–Sen); None if undetermined."""
+    m, v = np.asarray(mean_adu, float), np.asarray(var_adu, float)
+    ok = np.isfinite(m) & np.isfinite(v)
+    m, v = m[ok], v[ok]
+    if m.size < 4 or np.ptp(m) <= 1e-6 * max(abs(m).max(), 1.0):
+        return None
+    slope, intercept, _, _ = sstats.theilslopes(v, m)
+    if not np.isfinite(slope) or slope <= 0:
+        return None
+    return float(slope), float(intercept)
+
+
+def _pct(a, q) -> float:
+    a = np.asarray(a, float)
+    return float(np.percentile(a, q)) if a.size else float("nan")
+
+
+def measure(images: Sequence[Path], masks: Optional[Sequence[Path]] = None,
+            qe: float = 0.8, read_noise_e: float = 2.0, progress: bool = True) -> dict:
+    """Summary statistics of a set of images: from real ``masks`` if given, else detected.
+
+    Parameters
+    ----------
+    images : paths of single-channel 2D/3D TIFFs (one ndim throughout).
+    masks : optional paths of instance masks, same order and shapes.
+    qe, read_noise_e : camera quantum efficiency and read noise (e⁻) assumed for the
+        photon-transfer conversion (not identifiable from images alone).
+    """
+    from tqdm.auto import tqdm
+
+    if masks is not None and len(masks) != len(images):
+        raise InputError(f"{len(images)} images but {len(masks)} masks")
+    per: list[dict] = []
+    shapes: Counter = Counter()
+    spacing = None
+    ndims = set()
+    for i, path in enumerate(tqdm(images, desc="measure", disable=not progress, file=None)):
+        img = read_image(path)
+        ndims.add(img.ndim)
+        if len(ndims) > 1:
+            raise InputError(f"image '{path}' is {img.ndim}D but earlier images are {min(ndims)}D; "
+                             "fit one kind of image at a time")
+        if masks is not None:
+            lab = read_labels(masks[i])
+            if lab.shape != img.shape:
+                raise InputError(f"mask '{masks[i]}' shape {lab.shape} != image '{path}' shape {img.shape}")
+        else:
+            lab = detect_objects(img)
+        st = object_stats(lab, img)
+        # per-image photon transfer: gain differs between microscopes in a mixed set
+        st["ptc"] = photon_transfer(st["mean_adu"], st["var_adu"])
+        per.append(st)
+        shapes[img.shape] += 1
+        if spacing is None:
+            sp = read_spacing(path, img.ndim)
+            # 1 px/unit is what writers put when nothing is known: not a calibration
+            spacing = sp if sp and any(abs(v - 1.0) > 1e-6 for v in sp) else None
+    return summarize(per, shapes, spacing, qe=qe, read_noise_e=read_noise_e)
+
+
+def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
+              read_noise_e: float = 2.0) -> dict:
+    """Pool per-image :func:`object_stats` into the summary the overlay is built from."""
+    cat = lambda k: np.concatenate([p[k] for p in per]) if per else np.zeros(0)  # noqa: E731
+    radius, ratio, nn = cat("radius"), cat("axis_ratio"), cat("nn_distance")
+    sd = np.concatenate([p["axis_sd"] for p in per]) if per else np.zeros((0, 2))
+    density = np.asarray([p["density"] for p in per], float)
+    n_obj = np.asarray([p["n_objects"] for p in per], float)
+    if radius.size == 0:
+        raise InputError("no objects found in the images; are they fluorescence images with bright objects?")
+    ndim = per[0]["ndim"]
+    s: dict = {
+        "n_images": len(per), "ndim": ndim,
+        "shape": list(shapes.most_common(1)[0][0]),
+        "spacing": list(spacing) if spacing else None,
+        "n_objects_total": int(n_obj.sum()),
+        "radius_p5": _pct(radius, 5), "radius_p50": _pct(radius, 50), "radius_p95": _pct(radius, 95),
+        "axis_ratio_p5": _pct(ratio, 5), "axis_ratio_p50": _pct(ratio, 50),
+        "density_p5": _pct(density, 5), "density_p50": _pct(density, 50), "density_p95": _pct(density, 95),
+        "objects_per_image_p50": _pct(n_obj, 50),
+        "nn_distance_p5": _pct(nn, 5), "nn_distance_p50": _pct(nn, 50),
+        "coverage_p50": _pct([p["coverage"] for p in per], 50),
+    }
+    if ndim == 3 and sd.size:
+        g = np.exp(np.log(np.clip(sd, 1e-6, None)).mean(axis=1))
+        s["z_scale_p50"] = float(np.median(sd[:, 0] / g))
+    if "intensity" in per[0]:
+        inten = cat("intensity")
+        s["intensity_p5"], s["intensity_p50"], s["intensity_p95"] = (_pct(inten, q) for q in (5, 50, 95))
+        s["background_p50"] = _pct([p["background"] for p in per], 50)
+        s.update(_camera(per, qe, read_noise_e))
+    return s
+
+
+def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
+    """Per image: gain g from photon transfer, offset, photons; pooled over images."""
+    gains, offsets, bg_ph, photons = [], [], [], []
+    for p in per:
+        if p.get("ptc") is None or "bg_adu" not in p:
+            continue
+        g = p["ptc"][0]
+        # background: var = g²(e_b + σ_r²), mean = offset + g e_b
+        e_b = max(p["bg_var"] / g ** 2 - read_noise_e ** 2, 0.0)
+        offset = p["bg_adu"] - g * e_b
+        if offset < 0:
+            offset, e_b = 0.0, p["bg_adu"] / g
+        gains.append(g)
+        offsets.append(offset)
+        bg_ph.append(e_b / qe)
+        signal = p["mean_adu"][:-1] - p["bg_adu"]  # the last entry is the background
+        photons.extend(list(np.clip(signal, 0, None) / (g * qe)))
+    if not gains:
+        return {"gain": None}
+    return {"gain": float(np.median(gains)), "offset": float(np.median(offsets)),
+            "background_photons": float(np.median(bg_ph)),
+            "photons_p5": _pct(photons, 5), "photons_p50": _pct(photons, 50), "photons_p95": _pct(photons, 95),
+            "n_ptc_images": len(gains)}
+
+
+# --------------------------------------------------------------------------- overlay
+def _axis_width(ratio_p50: float, ndim: int, seed: int = 0) -> float:
+    """Half-width w of per-axis scales U(1-w, 1+w) whose median min/max ratio is ``ratio_p50``."""
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(-1, 1, size=(4000, ndim))
+    best, err = 0.0, np.inf
+    for w in np.linspace(0.0, 0.8, 81):
+        s = 1 + w * u
+        med = float(np.median(s.min(axis=1) / s.max(axis=1)))
+        if abs(med - ratio_p50) < err:
+            best, err = float(w), abs(med - ratio_p50)
+    return best
+
+
+def overlay_from_stats(s: dict, base: Config) -> dict:
+    """Turn summary statistics into a config overlay for the preset ``base``."""
+    ndim = s["ndim"]
+    shape = [int(v) for v in s["shape"]]
+    if s.get("spacing"):
+        spacing = [float(v) for v in s["spacing"]]
+    elif len(base.scene.spacing) == ndim:
+        spacing = list(base.scene.spacing)
+    else:
+        spacing = [1.0] * ndim
+    # per-axis scales: width from the axis-ratio distribution; in 3D a z centre for anisotropy
+    w = _axis_width(s["axis_ratio_p50"], ndim)
+    centres = [1.0] * ndim
+    if ndim == 3 and s.get("z_scale_p50"):
+        cz = float(s["z_scale_p50"])
+        centres = [cz, cz ** -0.5, cz ** -0.5]
+    axis_scale = [[round(c * (1 - w), 3), round(c * (1 + w), 3)] for c in centres]
+    # equivalent radius r_eq = r · (∏ s)^(1/ndim); E[∏ s] ≈ ∏ centres = 1, so r ≈ r_eq
+    r_lo, r_hi = max(s["radius_p5"], 1.0), max(s["radius_p95"], s["radius_p5"] + 0.5, 1.5)
+    area = float(np.prod(shape))
+    fg_frac = 1.0
+    if base.scene.foreground.method == "ellipsoid":
+        e = np.mean(base.scene.foreground.extent)
+        fg_frac = (np.pi / 4 if ndim == 2 else np.pi / 6) * e ** ndim
+    n_lo = max(1, int(round(s["density_p5"] * area)))
+    n_hi = max(n_lo, int(round(s["density_p95"] * area)))
+    # Poisson-disc distance: below most real neighbour distances, so n_points still fits
+    min_d = float(np.clip(s["nn_distance_p5"], 1.0, 2.0 * r_lo)) if np.isfinite(s["nn_distance_p5"]) else r_lo
+    scene = {
+        "shape": shape, "spacing": spacing,
+        "nuclei": {"radius": [round(r_lo, 2), round(r_hi, 2)], "axis_scale": axis_scale},
+        "placement": {"n_points": [n_lo, n_hi], "min_distance": round(min_d, 2)},
+    }
+    if fg_frac < 1.0:
+        scene["placement"]["n_points"] = [max(1, int(round(n_lo * fg_frac))), max(1, int(round(n_hi * fg_frac)))]
+    ov: dict = {"scene": scene}
+    if "intensity_p5" in s:
+        lo = float(np.clip(s["intensity_p5"], 0.05, 1.0))
+        hi = float(np.clip(s["intensity_p95"], lo, 1.0))
+        render: dict = {"sketch": {"intensity": [round(lo, 3), round(hi, 3)],
+                                   "background": round(float(np.clip(s["background_p50"], 0.0, 1.0)), 4)}}
+        if s.get("gain"):
+            ph_lo = max(s["photons_p5"], 1.0)
+            render["physics"] = {
+                "gain": round(float(np.clip(s["gain"], 1e-3, 1e3)), 4),
+                "offset": round(max(s["offset"], 0.0), 2),
+                "background_photons": round(max(s["background_photons"], 0.0), 2),
+                "photons": [round(ph_lo, 1), round(max(s["photons_p95"], ph_lo), 1)],
+            }
+        ov["render"] = render
+    return ov
+
+
+def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None,
+               config_file: Optional[str | Path] = None, max_images: Optional[int] = 100,
+               progress: bool = True) -> tuple[dict, dict, Config]:
+    """Fit the simulation to unannotated images.
+
+    Parameters
+    ----------
+    images : a folder of TIFFs, or a list of paths.
+    preset : preset to fit onto (its camera QE and read noise are assumed).
+    config_file : optional YAML merged onto the preset before fitting.
+    max_images : use at most this many images, evenly spread over the sorted list.
+
+    Returns ``(overlay, summary, config)``: the overlay dict (Config keys), the
+    measured summary statistics, and the validated merged :class:`Config`.
+    """
+    paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
+    if not paths:
+        raise InputError("no images to fit")
+    base_dict = preset_dict(preset) if preset else {}
+    if config_file:
+        from ..config import load_yaml
+        base_dict = _deep_merge(base_dict, load_yaml(config_file))
+    base = validate(Config, base_dict)
+    paths = subsample(paths, max_images)
+    summary = measure(paths, qe=base.render.physics.quantum_efficiency,
+                      read_noise_e=base.render.physics.read_noise_e, progress=progress)
+    overlay = overlay_from_stats(summary, base)
+    cfg = validate(Config, _deep_merge(base_dict, overlay))
+    return overlay, summary, cfg
+
+
+def subsample(paths: Sequence[Path], max_images: Optional[int]) -> list[Path]:
+    paths = list(paths)
+    if max_images and len(paths) > max_images:
+        idx = np.linspace(0, len(paths) - 1, max_images).round().astype(int)
+        paths = [paths[i] for i in np.unique(idx)]
+    return paths
+
+
+def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = None,
+                  source: str = "") -> Path:
+    """Write the overlay YAML with a comment header of the measured statistics."""
+    from ..io import _atomic_target
+    import os
+    path = Path(path)
+    lines = [f"# cellsynth fit overlay{(' from ' + source) if source else ''}",
+             "# use: cellsynth generate --preset P --config THIS_FILE ..."]
+    for k, v in (summary or {}).items():
+        if isinstance(v, float):
+            v = float(f"{v:.4g}")
+        lines.append(f"#   {k}: {v}")
+    text = "\n".join(lines) + "\n" + yaml.safe_dump(overlay, sort_keys=False, default_flow_style=None)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def compare(fitted: dict, reference: dict, keys: Optional[Iterable[str]] = None) -> list[dict]:
+    """Rows (key, fitted, reference, relative error) comparing two :func:`measure` summaries."""
+    keys = keys or [k for k, v in reference.items() if isinstance(v, (int, float)) and k in fitted
+                    and isinstance(fitted[k], (int, float)) and not isinstance(v, bool)]
+    rows = []
+    for k in keys:
+        f, r = fitted.get(k), reference.get(k)
+        if f is None or r is None:
+            continue
+        rel = abs(f - r) / abs(r) if r else float("nan")
+        rows.append({"statistic": k, "fitted": float(f), "reference": float(r), "rel_error": float(rel)})
+    return rows
