@@ -1,0 +1,121 @@
+"""``cellsynth segment train|predict``: the 3-class U-Net segmenter and the classical baseline."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+TRAIN_HELP = """Train a 3-class (background / boundary / interior) U-Net segmenter on one or more
+dataset folders, each with images/*.tif and masks/*.tif (instance labels) paired by file
+name (e.g. the output of `cellsynth generate`, or real annotated data). 2D and 3D.
+Writes MODEL/config.json + MODEL/weights.safetensors."""
+
+PREDICT_HELP = """Segment every TIFF in --images into instance labels (uint16 TIFFs with the
+same file names in --out). --model is a folder written by `cellsynth segment train`, or
+the word `classical` for the training-free baseline (Gaussian + Otsu + distance watershed)."""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("segment", help="train / apply an instance segmenter (U-Net or classical)",
+                              description="Train and apply instance segmenters.")
+    sub = p.add_subparsers(dest="segment_command", metavar="{train,predict}")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a 3-class U-Net segmenter", description=TRAIN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--data", action="append", required=True, type=Path, metavar="DATASET",
+                   help="dataset folder with images/ and masks/ (repeat to combine several)")
+    t.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model folder to write")
+    t.add_argument("--config", type=Path, metavar="F",
+                   help="YAML/JSON with SegmenterConfig keys (channels, patch, batch_size, steps, lr, "
+                        "augment.*, postprocess.*, ...)")
+    t.add_argument("--steps", type=int, help="training steps (overrides the config; default 500)")
+    t.add_argument("--patch", type=int, nargs="+", metavar="N",
+                   help="training patch size per axis, (Z)YX (default 128 128 in 2D, 32 64 64 in 3D)")
+    t.add_argument("--batch-size", type=int, help="patches per step (default 8)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = CUDA when available, else CPU")
+    t.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=run)
+
+    q = sub.add_parser("predict", help="segment a folder of images", description=PREDICT_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--model", required=True, metavar="MODEL", help="segmenter folder, or 'classical'")
+    q.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of .tif images")
+    q.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the label TIFFs")
+    q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    q.add_argument("--threads", type=int, help="CPU threads for torch")
+    q.add_argument("--tile", type=int, nargs="+", metavar="N", help="U-Net inference tile (Z)YX "
+                   "(default: the model's)")
+    q.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
+    q.add_argument("--sigma", type=float, default=1.0, help="classical: Gaussian σ in px (default 1)")
+    q.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
+                   "(classical default 15; U-Net default: the model's)")
+    q.add_argument("--min-distance", type=int, default=4,
+                   help="classical: minimum seed distance in px (default 4)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.segment_command == "train":
+        return _train(args)
+    return _predict(args)
+
+
+def _train(args) -> int:
+    from ..config import validate
+    from ..evaluate.segmenter import SegmenterConfig, load_segmenter_config, train_segmenter
+
+    cfg = load_segmenter_config(args.config)
+    updates = {k: v for k, v in (("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+    if updates:
+        cfg = validate(SegmenterConfig, {**cfg.model_dump(), **updates})
+    seg = train_segmenter(args.data, args.out, cfg, steps=args.steps, patch=args.patch, device=args.device,
+                          progress=not args.no_progress)
+    tr = seg.config["training"]
+    print(f"segmenter: {tr['n_images']} images, {tr['steps']} steps in {tr['seconds']} s "
+          f"(final loss {tr['final_loss']}) -> {args.out}")
+    return 0
+
+
+def _predict(args) -> int:
+    from tqdm import tqdm
+
+    from ..io import InputError, list_images, read_image, write_tiff
+
+    files = list_images(args.images, what="images")
+    if args.model == "classical":
+        from ..evaluate.classical import classical_segment
+        min_size = 15 if args.min_size is None else args.min_size
+
+        def segment(img):
+            return classical_segment(img, sigma=args.sigma, min_size=min_size, min_distance=args.min_distance)
+        ndim = None
+    else:
+        from ..evaluate.segmenter import load_segmenter, resolve_device
+        seg = load_segmenter(args.model, device=str(resolve_device(args.device)))
+        if args.min_size is not None:
+            seg.postprocess = seg.postprocess.model_copy(update={"min_size": args.min_size})
+        ndim = seg.spatial_dims
+        seg.check_tile(args.tile, args.overlap)
+
+        def segment(img):
+            return seg.predict(img, tile=args.tile, overlap=args.overlap)
+    # validate every input before writing any output
+    for f in files:
+        img = read_image(f)
+        if ndim is not None and img.ndim != ndim:
+            raise InputError(f"image '{f}' is {img.ndim}D but the model '{args.model}' is {ndim}D")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"output '{args.out}' exists and is not a folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for f in tqdm(files, desc="segment", disable=args.no_progress, file=sys.stderr):
+        write_tiff(args.out / f.name, segment(read_image(f)))
+    print(f"segmented {len(files)} images -> {args.out}")
+    return 0

@@ -1,0 +1,522 @@
+"""Three-class U-Net segmenter (background / boundary / interior) with seeded watershed, 2D and 3D.
+
+The multi-class reformulation of instance segmentation used by seeds 000/001: a U-Net
+(:class:`cellsynth.nn.unet.UNet`) predicts per pixel the probabilities of background,
+object boundary (``find_boundaries(labels, mode="inner")``) and object interior (object
+minus boundary). Instances come from a seeded watershed: seeds are connected components
+of (interior probability > ``seed_threshold``), flooded over the negative interior
+probability (or the negative distance to the background) inside the foreground
+(1 − background probability > ``foreground_threshold``).
+
+Training uses random patches (small images padded, padding ignored by the loss),
+augmentation from :mod:`.augment` (seed 000: flips, rotation, noise, intensity scaling),
+weighted cross-entropy + soft Dice, Adam and a fixed step budget. Images are normalised
+per image to their (1, 99.8) percentiles; the percentiles are saved with the model.
+Prediction of any size is tiled with MONAI's ``sliding_window_inference`` (overlap,
+Gaussian blending). A model directory holds ``config.json`` and ``weights.safetensors``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries, watershed
+
+from ..config import ConfigError, Fraction, PosFloat, Strict, _ordered, validate
+from ..io import InputError, read_image, read_json, read_labels, write_json
+from ..nn.unet import UNet
+from .augment import AugmentConfig, augment_pair
+from .classical import finish_labels
+
+FORMAT = "cellsynth-segmenter"
+FORMAT_VERSION = 1
+CLASSES = ("background", "boundary", "interior")
+IGNORE = 255  # target value of padded pixels (no loss there)
+
+PosInt = Annotated[int, Field(ge=1)]
+
+
+# --------------------------------------------------------------------------- configuration
+class PostprocessConfig(Strict):
+    """Seeded watershed from the three probability maps."""
+
+    # seeds: connected components of P(interior) > seed_threshold with >= min_seed_size pixels
+    seed_threshold: Fraction = 0.5
+    min_seed_size: Annotated[int, Field(ge=0)] = 4
+    # foreground: 1 - P(background) > foreground_threshold
+    foreground_threshold: Fraction = 0.5
+    # objects smaller than min_size pixels/voxels are removed
+    min_size: Annotated[int, Field(ge=0)] = 10
+    # landscape flooded from the seeds: -P(interior) or -distance to the background
+    flood: Literal["interior", "distance"] = "interior"
+
+
+class SegmenterConfig(Strict):
+    """Model, training and inference parameters of the segmenter (the ``--config`` file)."""
+
+    # U-Net (cellsynth.nn.unet.UNet): feature channels per level, blocks per level,
+    # optional per-level strides for anisotropic 3D, e.g. [[1,2,2],[2,2,2]]
+    channels: list[PosInt] = [16, 32, 64]
+    blocks_per_level: PosInt = 1
+    strides: Optional[list[list[PosInt]]] = None
+    # training patch (Z)YX; None = 128² in 2D, 32×64×64 in 3D
+    patch: Optional[list[PosInt]] = None
+    batch_size: PosInt = 8
+    steps: PosInt = 500
+    lr: PosFloat = 1e-3
+    # learning rate decays by cosine to lr·lr_final_fraction over the steps
+    lr_final_fraction: Fraction = 0.05
+    # cross-entropy weights (background, boundary, interior); None = from the class
+    # frequencies of the training targets (∝ 1/√frequency)
+    class_weights: Optional[tuple[PosFloat, PosFloat, PosFloat]] = None
+    dice_weight: Annotated[float, Field(ge=0)] = 0.5
+    # per-image percentile normalisation (low, high) -> [0, 1]
+    percentiles: tuple[float, float] = (1.0, 99.8)
+    # fraction of patches centred on a random object pixel (sparse images)
+    p_foreground: Fraction = 0.5
+    augment: AugmentConfig = AugmentConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
+    # inference tile (None = patch), tile overlap fraction, tiles per forward pass
+    tile: Optional[list[PosInt]] = None
+    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    sw_batch_size: PosInt = 4
+    seed: int = 0
+
+    _r = field_validator("percentiles")(_ordered)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _pct(cls, v):
+        if not (0 <= v[0] < v[1] <= 100):
+            raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {tuple(v)}")
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _ch(cls, v):
+        if len(v) < 2:
+            raise ValueError("need at least two levels, e.g. [16, 32, 64]")
+        return v
+
+
+def default_patch(ndim: int) -> list[int]:
+    return [128, 128] if ndim == 2 else [32, 64, 64]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device '{device}': expected auto, cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(device)
+
+
+# --------------------------------------------------------------------------- encoding
+def normalize(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> np.ndarray:
+    """Per-image percentile normalisation: the low/high percentiles map to 0/1 (float32, unclipped)."""
+    x = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(x, [percentiles[0], percentiles[1]])
+    if hi <= lo:  # flat image: only centre it
+        return x - np.float32(lo)
+    return (x - np.float32(lo)) / np.float32(hi - lo)
+
+
+def three_class_target(labels: np.ndarray) -> np.ndarray:
+    """uint8 target from instance labels: 0 background, 1 boundary, 2 interior.
+
+    boundary = ``find_boundaries(labels, mode="inner")`` (object pixels touching another
+    label or the background), interior = object minus boundary.
+    """
+    labels = np.asarray(labels)
+    target = np.zeros(labels.shape, np.uint8)
+    obj = labels > 0
+    target[obj] = 2
+    target[find_boundaries(labels, mode="inner") & obj] = 1
+    return target
+
+
+def instances_from_probabilities(probs: np.ndarray, seed_threshold: float = 0.5,
+                                 foreground_threshold: float = 0.5, min_seed_size: int = 0,
+                                 min_size: int = 0, flood: str = "interior") -> np.ndarray:
+    """Seeded watershed on (3, *S) probabilities (background, boundary, interior) -> labels.
+
+    Foreground components that contain no seed (objects too thin to have an interior)
+    are kept as objects of their own. Objects below ``min_size`` are removed; labels are
+    consecutive uint16 (uint32 beyond 65535 objects).
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim not in (3, 4) or probs.shape[0] != 3:
+        raise ValueError(f"probabilities must have shape (3, *S) for 2D/3D, got {probs.shape}")
+    fg = (1.0 - probs[0]) > foreground_threshold
+    seeds, n = ndi.label((probs[2] > seed_threshold) & fg)
+    if min_seed_size > 1 and n:
+        sizes = np.bincount(seeds.ravel())
+        keep = sizes >= min_seed_size
+        keep[0] = False
+        seeds = np.where(keep[seeds], seeds, 0)
+    if flood == "interior":
+        landscape = -probs[2]
+    elif flood == "distance":
+        landscape = -ndi.distance_transform_edt(fg).astype(np.float32)
+    else:
+        raise ValueError(f"flood must be 'interior' or 'distance', got {flood!r}")
+    labels = watershed(landscape, seeds, mask=fg).astype(np.int64)
+    # foreground left unflooded (no seed in its component): one object per component
+    rest, n_rest = ndi.label(fg & (labels == 0))
+    if n_rest:
+        labels[rest > 0] = rest[rest > 0] + labels.max()
+    return finish_labels(labels, min_size)
+
+
+# --------------------------------------------------------------------------- data
+def read_training_pairs(datasets: Sequence[str | Path]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Read and validate every (image, mask) pair of the dataset folders.
+
+    All images must share one dimensionality (2D or 3D) and each mask the shape of its
+    image; the first violation raises a one-line :class:`InputError` naming the file.
+    """
+    from ..dataset import read_pairs
+
+    if not datasets:
+        raise InputError("no training dataset given (--data DATASET)")
+    out = []
+    ndim = first = None
+    for d in datasets:
+        for name, img_path, mask_path in read_pairs(d):
+            img = read_image(img_path)
+            mask = read_labels(mask_path)
+            if img.shape != mask.shape:
+                raise InputError(f"mask '{mask_path}' has shape {mask.shape} but its image has {img.shape}")
+            if ndim is None:
+                ndim, first = img.ndim, img_path
+            elif img.ndim != ndim:
+                raise InputError(f"image '{img_path}' is {img.ndim}D but '{first}' is {ndim}D; "
+                                 "all training images must share one dimensionality")
+            out.append((name, img, mask))
+    return out
+
+
+class _PatchSampler:
+    """Random (image, target) patches from normalised images, padded where smaller."""
+
+    def __init__(self, images: list[np.ndarray], targets: list[np.ndarray], patch: Sequence[int],
+                 p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000):
+        self.images, self.targets, self.patch = images, targets, list(patch)
+        self.p_fg, self.rng = p_foreground, rng
+        # a few object pixels per image to centre patches on (sparse images)
+        self.anchors = []
+        for t in targets:
+            idx = np.flatnonzero(t == 2)
+            if len(idx) > n_anchor:
+                idx = rng.choice(idx, n_anchor, replace=False)
+            self.anchors.append(np.stack(np.unravel_index(idx, t.shape), 1) if len(idx) else None)
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        i = int(self.rng.integers(len(self.images)))
+        img, tgt = self.images[i], self.targets[i]
+        pad = [(max(0, p - s) // 2, max(0, p - s) - max(0, p - s) // 2) for p, s in zip(self.patch, img.shape)]
+        if any(a or b for a, b in pad):
+            img = np.pad(img, pad, mode="symmetric")
+            tgt = np.pad(tgt, pad, mode="constant", constant_values=IGNORE)
+        anchors = self.anchors[i]
+        if anchors is not None and self.rng.random() < self.p_fg:
+            c = anchors[int(self.rng.integers(len(anchors)))] + np.array([a for a, _ in pad])
+            start = [int(np.clip(ci - p // 2 + self.rng.integers(-(p // 4), p // 4 + 1), 0, s - p))
+                     for ci, p, s in zip(c, self.patch, img.shape)]
+        else:
+            start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, img.shape)]
+        sl = tuple(slice(s0, s0 + p) for s0, p in zip(start, self.patch))
+        return img[sl].astype(np.float32), tgt[sl]
+
+
+def class_weights_from(targets: list[np.ndarray]) -> list[float]:
+    """Cross-entropy weights ∝ 1/√(class frequency), normalised to mean 1 over the pixels."""
+    counts = np.zeros(3, np.float64)
+    for t in targets:
+        counts += np.bincount(t.ravel(), minlength=IGNORE + 1)[:3]
+    freq = np.maximum(counts / max(counts.sum(), 1.0), 1e-4)
+    w = 1.0 / np.sqrt(freq)
+    w = w / float((w * freq).sum() / freq.sum())
+    return [float(v) for v in w]
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                      dice_weight: float) -> torch.Tensor:
+    """Weighted cross-entropy + ``dice_weight`` · (1 − mean soft Dice over the 3 classes).
+
+    ``target`` holds class indices with -100 where padded (ignored by both terms).
+    """
+    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+    if dice_weight <= 0:
+        return ce
+    valid = (target >= 0).unsqueeze(1)
+    prob = torch.softmax(logits, 1) * valid
+    onehot = F.one_hot(target.clamp(min=0), 3).movedim(-1, 1) * valid
+    dims = tuple(d for d in range(prob.dim()) if d != 1)
+    inter = (prob * onehot).sum(dims)
+    denom = prob.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    return ce + dice_weight * (1.0 - dice.mean())
+
+
+# --------------------------------------------------------------------------- model
+class Segmenter:
+    """A trained 3-class U-Net with its saved configuration; ``predict(image) -> labels``."""
+
+    def __init__(self, net: UNet, config: dict, device: str | torch.device = "cpu"):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.net = net.to(self.device).eval()
+        self.config = config
+        self.spatial_dims = int(config["unet"]["spatial_dims"])
+        self.percentiles = tuple(config["normalisation"]["percentiles"])
+        self.postprocess = validate(PostprocessConfig, config["postprocess"], prefix="postprocess.")
+        inf = config["inference"]
+        self.tile, self.overlap, self.sw_batch_size = list(inf["tile"]), float(inf["overlap"]), int(inf["sw_batch_size"])
+
+    def _check(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.ndim != self.spatial_dims:
+            raise InputError(f"image of shape {image.shape} is {image.ndim}D but this segmenter is "
+                             f"{self.spatial_dims}D")
+        if not np.all(np.isfinite(image)):
+            raise InputError("image contains NaN or infinite values")
+        return image
+
+    def check_tile(self, tile: Optional[Sequence[int]] = None, overlap: Optional[float] = None) -> list[int]:
+        """The inference tile to use (default: the saved one); ConfigError if unusable."""
+        tile = [int(t) for t in tile] if tile is not None else self.tile
+        div = self.net.divisor
+        if len(tile) != self.spatial_dims or any(t < 1 or t % d for t, d in zip(tile, div)):
+            raise ConfigError(f"tile {tile}: needs {self.spatial_dims} sizes, each a multiple of {div}")
+        if overlap is not None and not 0 <= overlap < 1:
+            raise ConfigError(f"overlap {overlap}: must be in [0, 1)")
+        return tile
+
+    @torch.inference_mode()
+    def probabilities(self, image: np.ndarray, tile: Optional[Sequence[int]] = None,
+                      overlap: Optional[float] = None) -> np.ndarray:
+        """(3, *shape) float32 probabilities of background, boundary, interior for one image.
+
+        Any size: tiles of ``tile`` (default: the saved inference tile) with ``overlap``,
+        blended with Gaussian weights (MONAI ``sliding_window_inference``); images smaller
+        than a tile are padded.
+        """
+        from monai.inferers import sliding_window_inference
+
+        image = self._check(image)
+        tile = self.check_tile(tile, overlap)
+        div = self.net.divisor
+        # never tile beyond the (divisor-rounded) image: saves padding work on small images
+        tile = [min(t, int(math.ceil(s / d)) * d) for t, s, d in zip(tile, image.shape, div)]
+        x = torch.from_numpy(normalize(image, self.percentiles))[None, None].to(self.device)
+        net = self.net
+
+        def predictor(batch: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(net(batch), 1)
+
+        p = sliding_window_inference(x, roi_size=tile, sw_batch_size=self.sw_batch_size, predictor=predictor,
+                                     overlap=self.overlap if overlap is None else overlap, mode="gaussian",
+                                     padding_mode="constant", cval=0.0)
+        return p[0].float().cpu().numpy()
+
+    def predict(self, image: np.ndarray, return_probabilities: bool = False, **kw):
+        """Instance labels (uint16; uint32 beyond 65535 objects) of one 2D/3D image."""
+        probs = self.probabilities(image, **kw)
+        pp = self.postprocess
+        labels = instances_from_probabilities(probs, pp.seed_threshold, pp.foreground_threshold,
+                                              pp.min_seed_size, pp.min_size, pp.flood)
+        return (labels, probs) if return_probabilities else labels
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``weights.safetensors`` then ``config.json`` (atomically, config last)."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"model path '{folder}' exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".weights.safetensors.part"
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+        os.replace(tmp, folder / "weights.safetensors")
+        write_json(folder / "config.json", self.config)
+        return folder
+
+
+def _versions() -> dict:
+    import monai
+
+    from .. import __version__
+    return {"cellsynth": __version__, "torch": torch.__version__.split("+")[0], "monai": monai.__version__,
+            "numpy": np.__version__}
+
+
+def build_unet(unet_args: dict) -> UNet:
+    return UNet(spatial_dims=unet_args["spatial_dims"], in_channels=unet_args["in_channels"],
+                out_channels=unet_args["out_channels"], channels=unet_args["channels"],
+                blocks_per_level=unet_args["blocks_per_level"], time_embedding=False,
+                strides=unet_args.get("strides"))
+
+
+def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
+    """Load a model directory; a missing/corrupt/foreign one raises a one-line :class:`InputError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"segmenter model '{folder}' is not a folder")
+    cfg = read_json(folder / "config.json", what="segmenter config")
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise InputError(f"'{folder}' is not a cellsynth segmenter (config.json format is not '{FORMAT}')")
+    if int(cfg.get("format_version", -1)) > FORMAT_VERSION or int(cfg.get("format_version", -1)) < 1:
+        raise InputError(f"segmenter '{folder}' has format_version {cfg.get('format_version')}; "
+                         f"this cellsynth reads 1..{FORMAT_VERSION}")
+    try:
+        unet = cfg["unet"]
+        net = build_unet(unet)
+        if unet["out_channels"] != 3 or unet["in_channels"] != 1:
+            raise ValueError("expected 1 input and 3 output channels")
+        for key in ("normalisation", "postprocess", "inference"):
+            if not isinstance(cfg[key], dict):
+                raise ValueError(f"'{key}' must be a mapping")
+        validate(PostprocessConfig, cfg["postprocess"], prefix="postprocess.")
+        [int(t) for t in cfg["inference"]["tile"]]
+        lo, hi = cfg["normalisation"]["percentiles"]
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise InputError(f"segmenter '{folder}' has an invalid config.json ({type(e).__name__}: {e})") from None
+    wpath = folder / "weights.safetensors"
+    if not wpath.is_file():
+        raise InputError(f"segmenter '{folder}' has no weights.safetensors")
+    try:
+        state = load_file(str(wpath))
+        net.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError, ValueError) as e:
+        msg = str(e).splitlines()[0][:120]
+        raise InputError(f"segmenter '{folder}': weights.safetensors does not load ({msg})") from None
+    return Segmenter(net, cfg, device=resolve_device(device))
+
+
+# --------------------------------------------------------------------------- training
+def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = None,
+                    cfg: Optional[SegmenterConfig] = None, steps: Optional[int] = None,
+                    patch: Optional[Sequence[int]] = None, device: str = "auto",
+                    progress: bool = True) -> Segmenter:
+    """Train the 3-class U-Net on dataset folders (``images/``, ``masks/``) and save it to ``out``.
+
+    Parameters
+    ----------
+    datasets : folders with ``images/*.tif`` and ``masks/*.tif`` (instance labels) paired by name
+    out : model directory to write (``config.json`` + ``weights.safetensors``); None = do not save
+    cfg : :class:`SegmenterConfig` (defaults when None); ``steps``/``patch`` override its fields
+    device : "auto" (CUDA if available), "cpu" or "cuda"
+    progress : tqdm bar with the running loss on stderr
+
+    All inputs are read and validated before anything is written.
+    """
+    from tqdm import tqdm
+
+    cfg = cfg or SegmenterConfig()
+    updates = {}
+    if steps is not None:
+        updates["steps"] = steps
+    if patch is not None:
+        updates["patch"] = list(patch)
+    if updates:
+        cfg = validate(SegmenterConfig, {**cfg.model_dump(), **updates})
+    dev = resolve_device(device)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"model path '{out}' exists and is not a folder")
+
+    pairs = read_training_pairs(datasets)
+    ndim = pairs[0][1].ndim
+    patch = list(cfg.patch) if cfg.patch is not None else default_patch(ndim)
+    tile = list(cfg.tile) if cfg.tile is not None else patch
+    unet_args = {"spatial_dims": ndim, "in_channels": 1, "out_channels": 3, "channels": list(cfg.channels),
+                 "blocks_per_level": cfg.blocks_per_level, "time_embedding": False,
+                 "strides": [list(s) for s in cfg.strides] if cfg.strides is not None else None}
+    try:
+        net = build_unet(unet_args)
+    except ValueError as e:
+        raise ConfigError(f"segmenter config: {e}") from None
+    for name, val in (("patch", patch), ("tile", tile)):
+        if len(val) != ndim or any(v % d for v, d in zip(val, net.divisor)):
+            raise ConfigError(f"config key '{name}' = {val}: needs {ndim} sizes (the data are {ndim}D), "
+                              f"each a multiple of {net.divisor}")
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    images = [normalize(img, cfg.percentiles).astype(np.float16) for _, img, _ in pairs]
+    targets = [three_class_target(m) for _, _, m in pairs]
+    weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
+    sampler = _PatchSampler(images, targets, patch, cfg.p_foreground, rng)
+    del pairs
+
+    net = net.to(dev).train()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+    w = torch.tensor(weights, dtype=torch.float32, device=dev)
+    curve, ema, t0 = [], None, time.time()
+    bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress, dynamic_ncols=True, leave=True)
+    for step in bar:
+        xs, ys = [], []
+        for _ in range(cfg.batch_size):
+            x, y = augment_pair(*sampler.sample(), cfg.augment, rng)
+            xs.append(x)
+            ys.append(y)
+        xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
+        yb = torch.from_numpy(np.stack(ys).astype(np.int64))
+        yb[yb == IGNORE] = -100
+        yb = yb.to(dev)
+        loss = segmentation_loss(net(xb), yb, w, cfg.dice_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise RuntimeError(f"segmenter training diverged at step {step} (loss {lv}); lower lr")
+        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+        if step % 10 == 0 or step == cfg.steps - 1:
+            curve.append([step, round(ema, 5)])
+            bar.set_postfix(loss=f"{ema:.4f}")
+    bar.close()
+    net.eval()
+    config: dict[str, Any] = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "unet": unet_args, "classes": list(CLASSES),
+        "normalisation": {"method": "percentile", "percentiles": list(cfg.percentiles)},
+        "postprocess": cfg.postprocess.model_dump(),
+        "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
+        "training": {"datasets": [str(Path(d)) for d in datasets], "n_images": len(images), "patch": patch,
+                     "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
+                     "dice_weight": cfg.dice_weight, "seed": cfg.seed, "device": str(dev),
+                     "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
+                     "loss_curve": curve, "config": cfg.model_dump(mode="json")},
+        "versions": _versions(),
+    }
+    seg = Segmenter(net, config, device=dev)
+    if out is not None:
+        seg.save(out)
+    return seg
+
+
+def load_segmenter_config(path: Optional[str | Path]) -> SegmenterConfig:
+    """A :class:`SegmenterConfig` from a YAML/JSON file (None = defaults); one-line errors."""
+    from ..config import load_yaml
+
+    if path is None:
+        return SegmenterConfig()
+    return validate(SegmenterConfig, load_yaml(path))
