@@ -1,0 +1,135 @@
+"""Nuclei at given positions (seeds 001 and 003): ellipsoids, spherical harmonics or shape-model
+samples, rotated, elastically deformed, optionally squashed (mitosis), with or without overlap.
+
+Per nucleus (seed 003 eq. 3): radius ``r ~ U(radius)``, axis scalings ``(sx, sy, sz)`` each
+``~ U(axis_scale[i])`` ((Z)YX order; a 2D scene uses the last two ranges), semi-axes
+``r·s``; a random rotation (3D: uniform over SO(3), i.e. about arbitrary axes; 2D: angle in
+[0, 2π)); an elastic B-spline deformation (``elastic`` px std on an ``elastic_grid``^ndim
+control grid over the nucleus' bounding box, cubic-spline upsampled). Shapes:
+
+- ``ellipsoid``: the ellipsoid with those semi-axes.
+- ``harmonics``: seed 001 eq. 5–7, radius ``r·ρ(θ, φ)`` with ``c_lm = r·w_lm·e^(−γ·l)``
+  (order ``sh_order``, smoothness γ = ``sh_gamma``, damping index ``sh_decay``; see
+  :func:`shapes.sh_coefficients`), then scaled per axis; 2D: Fourier series of the radius.
+- ``shape_model``: a sample of the statistical shape model fitted to the single objects of
+  the TIFF label masks in ``examples`` (``r`` is not used; scales, rotation, deformation are).
+
+Mitosis (seed 003 C. elegans): a fraction ``mitotic_fraction`` of nuclei is shrunk by
+``mitotic_squash`` along two random axes in 3D ("a more cylindrical shape"), one in 2D.
+
+Overlap: forbidden (default) -> a nucleus that would touch voxels of an earlier one is
+skipped (the requested count is ``len(points)``, the placed count ``labels.max()``);
+allowed -> every nucleus is drawn, ``overlap`` counts the nuclei covering each voxel (uint8,
+saturating) and each voxel keeps its first owner (earlier nuclei lie on top).
+
+Every nucleus is clipped to the foreground. All work happens in each nucleus' bounding box.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+from cellsynth.config import ConfigError, NucleiConfig
+from cellsynth.simulate import shapes
+
+
+def axis_ranges(ranges, ndim: int, what: str) -> list:
+    """The last ``ndim`` (Z)YX ranges of a per-axis list (2D scenes drop the Z entry)."""
+    ranges = list(ranges)
+    if len(ranges) < ndim:
+        raise ConfigError(f"config key '{what}' has {len(ranges)} ranges; a {ndim}D scene needs {ndim}")
+    return ranges[-ndim:]
+
+
+def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
+                rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Label image (consecutive 1..N in placement order, uint16/uint32) and the overlap count
+    (uint8, only when ``cfg.allow_overlap``; else None)."""
+    fg = np.asarray(foreground)
+    if fg.dtype != bool or fg.ndim not in (2, 3):
+        raise ConfigError(f"foreground must be a 2D/3D boolean mask, got {fg.dtype} {fg.shape}")
+    points = np.asarray(points, dtype=float).reshape(-1, fg.ndim) if len(points) else np.zeros((0, fg.ndim))
+    ndim = fg.ndim
+    scale_ranges = axis_ranges(cfg.axis_scale, ndim, "nuclei.axis_scale")
+    model = _shape_model(cfg, ndim) if cfg.shape == "shape_model" else None
+    dtype = np.uint16 if len(points) < 65535 else np.uint32
+    labels = np.zeros(fg.shape, dtype=dtype)
+    overlap = np.zeros(fg.shape, dtype=np.uint8) if cfg.allow_overlap else None
+    next_id = 1
+    for c in points:
+        inside, extent = nucleus_shape(cfg, ndim, scale_ranges, model, rng)
+        rot = shapes.random_rotation(ndim, rng) if cfg.rotate else None
+        res = shapes.rasterise(fg.shape, c, inside, extent, rot, cfg.elastic, cfg.elastic_grid, rng)
+        if res is None:
+            continue
+        sl, mask = res
+        mask &= fg[sl]
+        if not mask.any():
+            continue
+        box = labels[sl]
+        if overlap is None:
+            if (box[mask] != 0).any():
+                continue  # overlap forbidden: skip this nucleus
+            box[mask] = next_id
+        else:
+            ov = overlap[sl]
+            ov[mask] = np.minimum(ov[mask].astype(np.uint16) + 1, 255).astype(np.uint8)
+            free = mask & (box == 0)
+            if not free.any():
+                continue  # completely hidden under earlier nuclei: no label of its own
+            box[free] = next_id
+        next_id += 1
+    return labels, overlap
+
+
+def nucleus_shape(cfg: NucleiConfig, ndim: int, scale_ranges, model, rng):
+    """Draw one nucleus' object-frame ``(inside, extent)``."""
+    r = rng.uniform(*cfg.radius)
+    s = np.array([rng.uniform(*rg) for rg in scale_ranges])
+    if cfg.mitotic_fraction > 0 and rng.random() < cfg.mitotic_fraction:
+        axes = rng.choice(ndim, size=ndim - 1, replace=False)
+        s[axes] *= cfg.mitotic_squash
+    if cfg.shape == "ellipsoid":
+        return shapes.ellipsoid_inside(r * s)
+    if cfg.shape == "harmonics":
+        coeffs = shapes.sh_coefficients(ndim, cfg.sh_order, cfg.sh_gamma, rng, cfg.sh_decay)
+        return shapes.harmonic_inside(coeffs, r, s)
+    sample = np.asarray(model.sample(rng), dtype=bool)
+    if sample.ndim != ndim or not sample.any():
+        raise ConfigError(f"the nuclei shape model returned a {sample.ndim}D shape with "
+                          f"{int(sample.sum())} voxels for a {ndim}D scene")
+    return shapes.mask_inside(sample, s)
+
+
+def _shape_model(cfg: NucleiConfig, ndim: int):
+    if cfg.examples is None:
+        raise ConfigError("config key 'nuclei.examples' is required for nuclei shape 'shape_model'")
+    p = Path(cfg.examples)
+    return _fitted_model(str(p), p.stat().st_mtime if p.exists() else 0.0, cfg.n_rays, cfg.n_modes, ndim)
+
+
+@functools.lru_cache(maxsize=8)
+def _fitted_model(examples: str, mtime: float, n_rays: int, n_modes: int, ndim: int):
+    """ShapeModel fitted to every single object of the example label masks (cached)."""
+    from cellsynth.io import list_images, read_labels
+    from cellsynth.simulate.shape_model import ShapeModel
+
+    masks = []
+    for f in list_images(examples, what="nuclei examples"):
+        lab = read_labels(f)
+        if lab.ndim != ndim:
+            continue
+        for sl, lid in zip(ndimage.find_objects(lab), range(1, int(lab.max()) + 1)):
+            if sl is None:
+                continue
+            obj = np.pad(lab[sl] == lid, 1)
+            if obj.sum() >= 8:
+                masks.append(obj)
+    if len(masks) < 2:
+        raise ConfigError(f"config key 'nuclei.examples' = '{examples}': needs at least 2 {ndim}D "
+                          f"objects to fit a shape model, found {len(masks)}")
+    return ShapeModel.fit(masks, n_rays=n_rays, n_modes=n_modes)
