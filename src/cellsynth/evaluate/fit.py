@@ -418,6 +418,7 @@ def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = Non
     tmp = _atomic_target(path)
     try:
         tmp.write_text(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if tmp.exists():

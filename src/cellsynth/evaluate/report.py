@@ -1,0 +1,271 @@
+"""Self-contained HTML report of a benchmark: tables + matplotlib figures as base64 PNGs.
+
+No external files, scripts or fonts: the HTML opens anywhere. 3D data are shown by
+their middle z slice.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+METRIC_NAMES = {"ap50": "AP@0.5", "ap50_95": "AP@0.5:0.95", "dice": "Dice", "seg": "SEG"}
+_COLORS = {"Real2Real": "#1f77b4", "Syn2Real-physics": "#ff7f0e", "Syn2Real-sketch": "#2ca02c",
+           "Syn2Real-diffusion": "#d62728", "Mix2Real": "#9467bd", "classical": "#7f7f7f",
+           "real": "#000000", "physics": "#ff7f0e", "sketch": "#2ca02c", "diffusion": "#d62728"}
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _png(fig) -> str:
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _view(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a[a.shape[0] // 2] if a.ndim == 3 else a
+
+
+def _display(img: np.ndarray) -> np.ndarray:
+    x = _view(img).astype(np.float32)
+    lo, hi = np.percentile(x, [1, 99.8])
+    return np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1)
+
+
+def _outlined(img: np.ndarray, labels: Optional[np.ndarray], color=(1.0, 0.2, 0.2)) -> np.ndarray:
+    from skimage.segmentation import find_boundaries
+    g = _display(img)
+    rgb = np.stack([g, g, g], -1)
+    if labels is not None:
+        b = find_boundaries(_view(labels), mode="inner")
+        rgb[b] = color
+    return rgb
+
+
+# --------------------------------------------------------------------------- figures
+def fig_scores(arms: dict) -> str:
+    plt = _plt()
+    names = list(arms)
+    fig, axes = plt.subplots(1, 4, figsize=(4.2 * 4, 3.6))
+    for ax, m in zip(axes, METRIC_NAMES):
+        data = [[v[m] for v in arms[a]["per_image"].values()] for a in names]
+        bp = ax.boxplot(data, showfliers=False, patch_artist=True)
+        for patch, a in zip(bp["boxes"], names):
+            patch.set_facecolor(_COLORS.get(a, "#cccccc"))
+            patch.set_alpha(0.4)
+        rng = np.random.default_rng(0)
+        for i, d in enumerate(data, 1):
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(d)), d, s=8, color=_COLORS.get(names[i - 1], "k"))
+        ax.set_xticks(range(1, len(names) + 1))
+        ax.set_xticklabels([a.replace("Syn2Real-", "Syn2Real\n") for a in names], fontsize=7)
+        ax.set_title(METRIC_NAMES[m])
+        ax.set_ylim(-0.02, 1.02)
+    fig.suptitle("per-image scores on the real test set", y=1.03)
+    return _png(fig)
+
+
+def fig_histograms(real: Sequence[np.ndarray], syn: dict[str, Sequence[np.ndarray]]) -> str:
+    from .fit import normalize
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    edges = np.linspace(-0.2, 1.2, 71)
+    for name, imgs in [("real", real)] + list(syn.items()):
+        if not len(imgs):
+            continue
+        v = np.concatenate([np.clip(normalize(x), -0.2, 1.2).ravel() for x in imgs])
+        h, _ = np.histogram(v, bins=edges, density=True)
+        ax.plot(0.5 * (edges[1:] + edges[:-1]), h, label=name, color=_COLORS.get(name), lw=2 if name == "real" else 1.3)
+    ax.set_yscale("log")
+    ax.set_xlabel("intensity (1st–99.8th percentile → 0–1)")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.set_title("intensity histograms")
+    return _png(fig)
+
+
+def fig_spectra(image_metrics: dict) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    real_done = False
+    for r, m in image_metrics.items():
+        sp = m["spectrum"]
+        if not real_done:
+            ax.plot(sp["freq"], sp["real"], color="k", lw=2, label="real")
+            real_done = True
+        ax.plot(sp["freq"], sp["synthetic"], color=_COLORS.get(r), label=r)
+    ax.set_xlabel("frequency (cycles/px)")
+    ax.set_ylabel("log10 power")
+    ax.legend()
+    ax.set_title("radially averaged power spectra (normalised images)")
+    return _png(fig)
+
+
+def fig_montage(rows: list[tuple[str, list[np.ndarray]]], titles: Optional[list[list[str]]] = None) -> str:
+    """Rows of RGB panels with a row label."""
+    plt = _plt()
+    rows = [r for r in rows if r[1]]
+    if not rows:
+        return ""
+    ncol = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.6 * ncol, 2.6 * len(rows)), squeeze=False)
+    for i, (label, panels) in enumerate(rows):
+        for j in range(ncol):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for sp in ax.spines.values():
+                sp.set_visible(False)
+            if j < len(panels):
+                ax.imshow(panels[j], interpolation="nearest")
+                if titles and titles[i] and j < len(titles[i]):
+                    ax.set_title(titles[i][j], fontsize=7)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- html
+def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Raw) else html.escape(_fmt(c))}</td>"
+                                    for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><tr>{h}</tr>{body}</table>'
+
+
+class _Raw(str):
+    pass
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.3g}" if abs(v) < 1e-2 or abs(v) >= 1e3 else f"{v:.3f}"
+    if v is None:
+        return "–"
+    return str(v)
+
+
+_CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px;color:#222}
+table{border-collapse:collapse;margin:0.6em 0 1.2em}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
+th{background:#eee}td:first-child{text-align:left}img{max-width:100%}h2{margin-top:1.6em}
+.small{font-size:0.85em;color:#555}"""
+
+
+def render_html(report: dict, real_examples=(), syn_examples=None, predictions=None,
+                real_images=(), syn_images=None) -> str:
+    arms = report["arms"]
+    syn_examples = syn_examples or {}
+    predictions = predictions or {}
+    syn_images = syn_images or {}
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>cellsynth Syn2Real benchmark</title>",
+             f"<style>{_CSS}</style></head><body><h1>cellsynth Syn2Real benchmark</h1>"]
+    st = report.get("settings", {})
+    parts.append(f"<p class='small'>train images: {html.escape(str(st.get('train_images')))}; "
+                 f"train masks: {html.escape(str(st.get('train_masks')))}; test: {html.escape(str(st.get('test')))}; "
+                 f"preset: {html.escape(str(st.get('preset')))}; N = {st.get('n')} per renderer; "
+                 f"segmenter steps {st.get('steps')}{'; quick' if st.get('quick') else ''}</p>")
+    # main table
+    rows = []
+    for a, d in arms.items():
+        s = d["summary"]
+        rows.append([a] + [s[m] for m in METRIC_NAMES] + [s["n_images"], d["training"]])
+    parts.append("<h2>Scores (mean over test images)</h2>")
+    parts.append(_table(["arm"] + list(METRIC_NAMES.values()) + ["images", "trained on"], rows))
+    t = report.get("targets") or {}
+    if t:
+        parts.append("<p>" + "; ".join(f"{html.escape(k)}: {html.escape(_fmt(v))}" for k, v in t.items()) + "</p>")
+    if arms:
+        parts.append(f"<img src='{fig_scores(arms)}' alt='score distributions'>")
+    # tests
+    tests = report.get("tests") or []
+    if tests:
+        parts.append("<h2>Wilcoxon rank-sum tests (per-image AP@0.5, two-sided)</h2>")
+        parts.append(_table(["arm A", "arm B", "median A", "median B", "statistic", "p-value"],
+                            [[x["a"], x["b"], x["median_a"], x["median_b"], x["statistic"], x["p_value"]]
+                             for x in tests]))
+    # image realism
+    im = report.get("image_metrics") or {}
+    if im:
+        parts.append("<h2>Synthetic vs real images</h2>")
+        parts.append(_table(["renderer", "histogram Bhattacharyya", "histogram KL", "spectrum |Δ log10 P|"],
+                            [[r, m["bhattacharyya"], m["kl"], m["spectrum_log10_mae"]] for r, m in im.items()]))
+        parts.append(f"<img src='{fig_histograms(real_images, syn_images)}' alt='histograms'> "
+                     f"<img src='{fig_spectra(im)}' alt='spectra'>")
+    # montages
+    mrows = [("real test (GT)", [_outlined(i, m, (0.1, 1.0, 0.1)) for _, i, m in real_examples])]
+    for r, ex in syn_examples.items():
+        mrows.append((f"synthetic {r}", [_outlined(i, m) for i, m in ex]))
+    if mrows[0][1] or len(mrows) > 1:
+        parts.append("<h2>Examples: real vs synthetic (label outlines)</h2>")
+        parts.append(f"<img src='{fig_montage(mrows)}' alt='examples'>")
+    prow = []
+    for a, kept in predictions.items():
+        panels, titles = [], []
+        for name, img, _gt in real_examples:
+            if name in kept:
+                panels.append(_outlined(img, kept[name], (1.0, 0.8, 0.0)))
+                titles.append(f"{name[:12]} AP@0.5 {arms[a]['per_image'][name]['ap50']:.2f}")
+        prow.append((a, panels, titles))
+    if prow:
+        parts.append("<h2>Predictions on real test images</h2>")
+        parts.append(f"<img src='{fig_montage([(a, p) for a, p, _ in prow], [t for _, _, t in prow])}' alt='predictions'>")
+    # fit
+    fit = report.get("fit")
+    if fit:
+        parts.append("<h2>Fitted simulation (from unannotated training images)</h2>")
+        summ = fit["summary"]
+        parts.append(_table(["statistic", "value"], [[k, v] for k, v in summ.items()
+                                                      if isinstance(v, (int, float)) and not isinstance(v, bool)]))
+        import yaml
+        parts.append("<pre>" + html.escape(yaml.safe_dump(fit["overlay"], sort_keys=False)) + "</pre>")
+    if report.get("diffusion_model"):
+        dm = report["diffusion_model"]
+        parts.append(f"<p>diffusion model: {html.escape(dm['path'])} ({html.escape(dm['how'])})</p>")
+    notes = report.get("notes") or []
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    tm = report.get("timings_s") or {}
+    if tm:
+        parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], [[k, v] for k, v in tm.items()]))
+    # per-image scores
+    if arms:
+        names = list(next(iter(arms.values()))["per_image"])
+        parts.append("<h2>Per-image AP@0.5</h2>")
+        parts.append(_table(["image"] + list(arms),
+                            [[n] + [arms[a]["per_image"].get(n, {}).get("ap50") for a in arms] for n in names]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(path: str | Path, report: dict, **kw) -> Path:
+    """Render :func:`render_html` and write it atomically."""
+    from ..io import _atomic_target
+    path = Path(path)
+    text = render_html(report, **kw)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o644)  # a report is for sharing (mkstemp makes 0600)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

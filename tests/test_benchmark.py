@@ -1,0 +1,118 @@
+"""Syn2Real benchmark orchestration on a tiny synthetic problem, and its input checks."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cellsynth.cli import main
+from cellsynth.evaluate import benchmark as bm
+from cellsynth.io import write_tiff
+
+
+def _blobs(shape, radius, n, rng):
+    labels = np.zeros(shape, np.uint16)
+    yy, xx = np.indices(shape)
+    centres = []
+    while len(centres) < n:
+        c = rng.uniform(radius + 1, np.array(shape) - radius - 1)
+        if all(np.hypot(*(c - o)) > 2 * radius + 3 for o in centres):
+            centres.append(c)
+    for i, (cy, cx) in enumerate(centres, 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2] = i
+    return rng.poisson(np.where(labels > 0, 120.0, 10.0)).astype(np.uint16), labels
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """train/ (4 pairs) and test/ (3 pairs) of 64² images with masks."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("test", 3)):
+        for i in range(n):
+            img, lab = _blobs((64, 64), 5.0, 4, rng)
+            write_tiff(tmp_path / split / "images" / f"im{i}.tif", img)
+            write_tiff(tmp_path / split / "masks" / f"im{i}.tif", lab)
+    return tmp_path
+
+
+def _settings(tiny, **kw):
+    base = dict(train_images=tiny / "train" / "images", train_masks=tiny / "train" / "masks",
+                test=tiny / "test", out=tiny / "report", n=2, steps=2, renderers=("physics", "sketch"),
+                segmenter_patch=[64, 64], segmenter_batch=2, progress=False, verbose=False,
+                shipped_model=tiny / "no-shipped-model")
+    base.update(kw)
+    return bm.BenchmarkSettings(**base)
+
+
+@pytest.mark.slow
+def test_benchmark_tiny_all_arms(tiny):
+    report = bm.run_benchmark(_settings(tiny))
+    out = tiny / "report"
+    data = json.loads((out / "report.json").read_text())
+    assert set(data["arms"]) == {"Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Mix2Real", "classical"}
+    for arm in data["arms"].values():
+        assert set(arm["per_image"]) == {"im0", "im1", "im2"}
+        for m in bm.METRICS:
+            assert 0.0 <= arm["summary"][m] <= 1.0
+    # the classical baseline finds well-separated bright discs
+    assert data["arms"]["classical"]["summary"]["ap50"] > 0.9
+    assert data["best_renderer"] in ("physics", "sketch")
+    assert len(data["tests"]) == 10  # every pair of 5 arms
+    assert all(0.0 <= t["p_value"] <= 1.0 for t in data["tests"])
+    for r in ("physics", "sketch"):
+        assert data["image_metrics"][r]["bhattacharyya"] >= 0
+    # the fitted config: radius of the 5-px discs
+    lo, hi = data["fit"]["overlay"]["scene"]["nuclei"]["radius"]
+    assert lo <= 5.2 and hi >= 4.8
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "Wilcoxon" in html and "src='http" not in html
+    assert (out / "config.yaml").is_file()
+    assert report["arms"].keys() == data["arms"].keys()
+
+
+def test_scores_and_tests():
+    gt = np.zeros((32, 32), np.uint16)
+    gt[2:10, 2:10], gt[20:28, 20:28] = 1, 2
+    s = bm.score_image(gt, gt)
+    assert s == {"ap50": 1.0, "ap50_95": 1.0, "dice": 1.0, "seg": 1.0}
+    half = gt.copy()
+    half[half == 2] = 0
+    assert bm.score_image(gt, half)["ap50"] == pytest.approx(0.5)
+    arms = {"a": {"per_image": {str(i): {"ap50": 0.9 + 0.01 * i} for i in range(8)}},
+            "b": {"per_image": {str(i): {"ap50": 0.1 + 0.01 * i} for i in range(8)}}}
+    t = bm.ranksum_tests(arms)
+    assert len(t) == 1 and t[0]["p_value"] < 0.01 and t[0]["statistic"] > 0
+
+
+def _no_output(tiny, capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("cellsynth benchmark: error:")
+    assert not (tiny / "report").exists()
+    return err
+
+
+def test_benchmark_bad_inputs(tiny, capsys):
+    base = ["benchmark", "syn2real", "--train-images", str(tiny / "train" / "images"),
+            "--out", str(tiny / "report"), "--quick", "--no-progress"]
+    # missing test set / missing masks folder
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "nope")])
+    assert "does not exist" in err
+    (tiny / "t2" / "images").mkdir(parents=True)
+    (tiny / "test" / "images" / "im0.tif").rename(tiny / "t2" / "images" / "im0.tif")
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "t2")])
+    assert "masks" in err
+    # a mask without an image of the same name
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "test")])
+    assert "im0" in err
+    # a training image without a mask
+    (tiny / "train" / "masks" / "im1.tif").unlink()
+    (tiny / "test" / "masks" / "im0.tif").unlink()
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--train-masks",
+                                           str(tiny / "train" / "masks")])
+    assert "im1" in err
+    # bad settings
+    _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--renderers", "oil-paint"])
+    _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--diffusion-model", str(tiny)])
+    _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--n", "0"])
