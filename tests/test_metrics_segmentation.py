@@ -289,3 +289,24 @@ def test_centroid_accuracy_points_labels_map():
     assert np.isnan(sg.centroid_accuracy(np.zeros_like(gt), prob)["accuracy"])
     with pytest.raises(InputError, match=r"\(N, 2\)"):
         sg.centroid_accuracy(gt, np.zeros((5, 3)))
+
+
+# ----------------------------------------------------------------- stats
+def test_rank_sum_and_summary(rng):
+    from scipy.stats import ranksums
+
+    from cellsynth.evaluate import stats
+
+    a, b = rng.normal(0.8, 0.05, 30), rng.normal(0.6, 0.05, 25)
+    r = stats.rank_sum(a, b)
+    ref = ranksums(a, b)
+    assert r["statistic"] == pytest.approx(ref.statistic) and r["pvalue"] == pytest.approx(ref.pvalue)
+    assert r["pvalue"] < 1e-6 and (r["n_a"], r["n_b"]) == (30, 25)
+    assert stats.rank_sum(a, b, alternative="greater")["pvalue"] < stats.rank_sum(a, b, alternative="less")["pvalue"]
+    assert stats.rank_sum(list(a) + [np.nan], b)["n_a"] == 30  # NaNs (e.g. SEG of empty images) dropped
+    with pytest.raises(InputError, match="both samples"):
+        stats.rank_sum([], b)
+    s = stats.summary([1.0, 2.0, 3.0, np.nan])
+    assert (s["n"], s["mean"], s["median"], s["min"], s["max"]) == (3, 2.0, 2.0, 1.0, 3.0)
+    assert s["std"] == pytest.approx(1.0)
+    assert stats.summary([])["n"] == 0 and np.isnan(stats.summary([])["mean"])

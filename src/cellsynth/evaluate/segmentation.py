@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 from ..io import InputError
 
 __all__ = [
-    "label_overlap", "matching", "matching_dataset", "average_precision", "seg_score",
+    "label_overlap", "matching", "matching_dataset", "pool_matching", "average_precision", "seg_score",
     "seg_per_object", "dice", "class_scores", "boundary_f1", "centroid_accuracy",
     "DEFAULT_THRESHOLDS",
 ]
@@ -207,21 +207,29 @@ def matching_dataset(gts: Iterable, preds: Iterable, thresh: Union[float, Sequen
         from tqdm import tqdm
         pairs = tqdm(pairs, total=len(gts), desc="matching", unit="img", leave=False)
     per_image = [matching(g, p, thresh=thrs, criterion=criterion) for g, p in pairs]
-    out = []
-    for k, thr in enumerate(thrs):
-        rows = [r[k] for r in per_image]
-        tot = {key: sum(r[key] for r in rows) for key in ("tp", "fp", "fn", "n_true", "n_pred")}
-        sum_score = sum(r["mean_true_score"] * r["n_true"] for r in rows)
-        s = _counts_to_stats(tot["tp"], tot["fp"], tot["fn"], tot["n_true"], tot["n_pred"],
-                             sum_score, thr, criterion)
-        if by_image:
-            for key in ("precision", "recall", "accuracy", "f1", "mean_true_score",
-                        "mean_matched_score", "panoptic_quality"):
-                s[key] = float(np.mean([r[key] for r in rows]))
-        s["by_image"] = bool(by_image)
-        s["n_images"] = len(rows)
-        out.append(s)
+    out = [pool_matching([r[k] for r in per_image], by_image=by_image) for k in range(len(thrs))]
     return out[0] if single else out
+
+
+def pool_matching(rows: Sequence[dict], by_image: bool = False) -> dict:
+    """Combine :func:`matching` results of several images at one threshold (see :func:`matching_dataset`)."""
+    rows = list(rows)
+    if not rows:
+        raise InputError("no matching results to pool")
+    thr, criterion = rows[0]["thresh"], rows[0]["criterion"]
+    if any(r["thresh"] != thr or r["criterion"] != criterion for r in rows):
+        raise InputError("matching results to pool must share threshold and criterion")
+    tot = {key: sum(r[key] for r in rows) for key in ("tp", "fp", "fn", "n_true", "n_pred")}
+    sum_score = sum(r["mean_true_score"] * r["n_true"] for r in rows)  # mean_true_score·n_true = Σ matched
+    s = _counts_to_stats(tot["tp"], tot["fp"], tot["fn"], tot["n_true"], tot["n_pred"],
+                         sum_score, thr, criterion)
+    if by_image:
+        for key in ("precision", "recall", "accuracy", "f1", "mean_true_score",
+                    "mean_matched_score", "panoptic_quality"):
+            s[key] = float(np.mean([r[key] for r in rows]))
+    s["by_image"] = bool(by_image)
+    s["n_images"] = len(rows)
+    return s
 
 
 def _is_list_of_images(x) -> bool:
