@@ -135,6 +135,7 @@ def test_augment_keeps_pairs_aligned(rng):
 
 
 # --------------------------------------------------------------------------- training / model dir
+@pytest.mark.slow
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_train_save_load_identical_and_tiled(tmp_path, rng, ndim):
     shape = (40, 48) if ndim == 2 else (14, 24, 28)

@@ -123,13 +123,16 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 # --------------------------------------------------------------------------- encoding
+def normalization_range(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> tuple[float, float]:
+    """(offset, scale) mapping the low/high percentiles of ``image`` to 0/1 (scale 1 for flat images)."""
+    lo, hi = np.percentile(np.asarray(image), [percentiles[0], percentiles[1]])
+    return float(lo), float(hi - lo) if hi > lo else 1.0
+
+
 def normalize(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> np.ndarray:
     """Per-image percentile normalisation: the low/high percentiles map to 0/1 (float32, unclipped)."""
-    x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, [percentiles[0], percentiles[1]])
-    if hi <= lo:  # flat image: only centre it
-        return x - np.float32(lo)
-    return (x - np.float32(lo)) / np.float32(hi - lo)
+    lo, scale = normalization_range(image, percentiles)
+    return (np.asarray(image, dtype=np.float32) - np.float32(lo)) / np.float32(scale)
 
 
 def three_class_target(labels: np.ndarray) -> np.ndarray:
@@ -208,11 +211,15 @@ def read_training_pairs(datasets: Sequence[str | Path]) -> list[tuple[str, np.nd
 
 
 class _PatchSampler:
-    """Random (image, target) patches from normalised images, padded where smaller."""
+    """Random normalised (image, target) patches, padded where the image is smaller.
 
-    def __init__(self, images: list[np.ndarray], targets: list[np.ndarray], patch: Sequence[int],
-                 p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000):
-        self.images, self.targets, self.patch = images, targets, list(patch)
+    Images are kept in their own dtype with per-image (offset, scale) from
+    :func:`normalization_range`; only the sampled patch is converted to float32.
+    """
+
+    def __init__(self, images: list[np.ndarray], norms: list[tuple[float, float]], targets: list[np.ndarray],
+                 patch: Sequence[int], p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000):
+        self.images, self.norms, self.targets, self.patch = images, norms, targets, list(patch)
         self.p_fg, self.rng = p_foreground, rng
         # a few object pixels per image to centre patches on (sparse images)
         self.anchors = []
@@ -237,7 +244,8 @@ class _PatchSampler:
         else:
             start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, img.shape)]
         sl = tuple(slice(s0, s0 + p) for s0, p in zip(start, self.patch))
-        return img[sl].astype(np.float32), tgt[sl]
+        lo, scale = self.norms[i]
+        return (img[sl].astype(np.float32) - np.float32(lo)) / np.float32(scale), tgt[sl]
 
 
 def class_weights_from(targets: list[np.ndarray]) -> list[float]:
@@ -457,10 +465,11 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    images = [normalize(img, cfg.percentiles).astype(np.float16) for _, img, _ in pairs]
+    images = [img for _, img, _ in pairs]
+    norms = [normalization_range(img, cfg.percentiles) for img in images]
     targets = [three_class_target(m) for _, _, m in pairs]
     weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
-    sampler = _PatchSampler(images, targets, patch, cfg.p_foreground, rng)
+    sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng)
     del pairs
 
     net = net.to(dev).train()
