@@ -101,7 +101,7 @@ def _discs(cfg, shape, rng):
         r = rng.uniform(*cfg.disc_radius)
         if i == 0:
             # first disc: anywhere its centre keeps half a radius from the border, when possible
-            lo = np.minimum(r / 2, np.asarray(shape) / 2)
+            lo = np.minimum(r / 2, (np.asarray(shape) - 1) / 2)
             c = np.array([rng.uniform(l, s - 1 - l) for l, s in zip(lo, shape)])
         else:
             idx = np.flatnonzero(fg)
