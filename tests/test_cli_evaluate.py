@@ -110,6 +110,7 @@ def test_images_unpaired_and_paired(tmp_path, rng, capsys):
     assert res["histogram"]["bhattacharyya"] >= 0 and np.isfinite(res["features"]["fid"])
     assert "NOT Inception" in res["features"]["note"]
     assert len(res["spectrum"]["real_log10_power"]) == len(res["spectrum"]["freq_cycles_per_px"])
+    assert res["paired"]["profile_zncc"]["mean"] > 0.9
 
 
 def test_images_identical_sets_score_perfectly(tmp_path, rng, capsys):
@@ -124,6 +125,7 @@ def test_images_identical_sets_score_perfectly(tmp_path, rng, capsys):
     assert res["features"]["fid"] == pytest.approx(0.0, abs=1e-6)
     assert res["spectrum"]["log10_mae"] == 0.0
     assert res["paired"]["ssim"]["mean"] == pytest.approx(1.0)
+    assert res["paired"]["profile_zncc"]["mean"] == pytest.approx(1.0)
 
 
 def test_images_mixed_dims_and_nan_error(tmp_path, rng, capsys):
@@ -138,3 +140,11 @@ def test_images_mixed_dims_and_nan_error(tmp_path, rng, capsys):
     write_tiff(syn / "b.tif", bad)
     assert main(["evaluate", "images", "--real", str(real), "--synthetic", str(syn)]) == 2
     assert "NaN" in capsys.readouterr().err
+
+
+def test_images_inception_weights_never_downloaded(tmp_path, rng, capsys):
+    real = tmp_path / "real"
+    write_tiff(real / "a.tif", rng.random((16, 16)).astype(np.float32))
+    assert main(["evaluate", "images", "--real", str(real), "--synthetic", str(real),
+                 "--inception-weights", str(tmp_path / "none.safetensors")]) == 2
+    assert "nothing is downloaded" in capsys.readouterr().err

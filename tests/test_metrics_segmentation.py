@@ -310,3 +310,25 @@ def test_rank_sum_and_summary(rng):
     assert (s["n"], s["mean"], s["median"], s["min"], s["max"]) == (3, 2.0, 2.0, 1.0, 3.0)
     assert s["std"] == pytest.approx(1.0)
     assert stats.summary([])["n"] == 0 and np.isnan(stats.summary([])["mean"])
+
+
+def test_tolerant_iou():
+    g = np.zeros((20, 20), bool)
+    g[:, 10] = True  # a membrane line
+    p = np.roll(g, 1, axis=1)
+    assert sg.tolerant_iou(g, p, 0) == pytest.approx(0.0)
+    assert sg.tolerant_iou(g, p, 1) == 1.0  # within the seed-001 one-voxel allowance
+    q = p.copy()
+    q[:, 15] = True  # extra far-away line: 20 fp pixels
+    assert sg.tolerant_iou(g, q, 1) == pytest.approx(20 / 40)
+    a = np.zeros((10, 10), bool)
+    a[2:6, 2:6] = True
+    b = np.zeros_like(a)
+    b[2:6, 4:8] = True
+    assert sg.tolerant_iou(a, b, 0) == pytest.approx(8 / 24)  # ordinary IoU
+    g3 = np.zeros((6, 8, 8), bool)
+    g3[3, 4, 4] = True  # a centroid voxel
+    p3 = np.zeros_like(g3)
+    p3[3, 4, 7] = True
+    assert sg.tolerant_iou(g3, p3, 5) == 1.0 and sg.tolerant_iou(g3, p3, 2) == 0.0
+    assert sg.tolerant_iou(np.zeros_like(a), np.zeros_like(a), 1) == 1.0

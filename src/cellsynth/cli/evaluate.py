@@ -15,13 +15,15 @@ IMAGES_HELP = """Compare a folder of synthetic images with a folder of real imag
 Unpaired (any file names, any sizes): Bhattacharyya distance -ln sum sqrt(p q) and Hellinger
 distance of the pooled intensity histograms, KL(real || synthetic), FID and KID on features of
 the default extractor, and the mean log10 radially averaged power spectrum of each set.
-Paired (files with the same name and shape in both folders): SSIM, PSNR, NRMSE, ZNCC, NCC.
+Paired (files with the same name and shape in both folders): SSIM, PSNR, NRMSE, ZNCC, NCC, and
+the ZNCC of the intensity profiles along x (seed 001 Fig 7: 3D = centre xz-slice summed over z).
 
 Images are percentile-normalised per image (0.5 / 99.5 % -> 0 / 1, clipped) unless
 --normalize none, so uint8/uint16 real data and float synthetic data share one scale;
 SSIM/PSNR then use data_range 1. FID/KID use a deterministic statistics extractor (multi-scale
 filter statistics), NOT Inception-v3: their values are comparable only between runs of this
-tool, never with published FIDs. A DIR holding images/ (a dataset folder) is read from there."""
+tool, never with published FIDs (--inception-weights F uses local Inception-v3 weights instead;
+needs torchvision, nothing is downloaded). A DIR holding images/ (a dataset folder) is read from there."""
 
 SEGMENTATION_HELP = """Score predicted instance masks against ground-truth masks (2D or 3D label TIFFs),
 paired by file name; every file must have a partner (checked before anything is written).
@@ -51,6 +53,9 @@ def add_parser(subparsers) -> None:
                    help="per-image intensity normalisation before every metric (default percentile)")
     i.add_argument("--kid-subsets", type=int, default=100, help="KID random subsets (default 100)")
     i.add_argument("--seed", type=int, default=0, help="seed of the KID subsets (default 0)")
+    i.add_argument("--inception-weights", type=Path, metavar="F",
+                   help="local Inception-v3 state dict (.safetensors/.pt) for FID/KID features "
+                        "(needs torchvision; default: the statistics extractor)")
     i.add_argument("--no-progress", action="store_true", help="no progress bars")
     i.set_defaults(func=run)
 
@@ -120,6 +125,7 @@ def _images(args) -> int:
     progress = not args.no_progress
     if args.bins < 2:
         raise InputError(f"--bins must be >= 2, got {args.bins}")
+    ex = im.InceptionExtractor(args.inception_weights) if args.inception_weights else im.default_extractor()
     real = _read_set(_folder(args.real, "images"), "real", progress)
     syn = _read_set(_folder(args.synthetic, "images"), "synthetic", progress)
     ndim = _check_ndim({"real": real, "synthetic": syn})
@@ -143,7 +149,6 @@ def _images(args) -> int:
         "kl_real_synthetic": im.histogram_kl(rl, sl, bins=args.bins, range=rng),
     }
 
-    ex = im.default_extractor()
     fr = ex(rl, progress=progress)
     fs = ex(sl, progress=progress)
     feat: dict = {"extractor": ex.name, "note": ex.note, "n_features": int(fr.shape[1])}
@@ -176,10 +181,12 @@ def _images(args) -> int:
             continue
         per[name] = {"ssim": im.ssim(a, b, data_range=data_range), "psnr": im.psnr(a, b, data_range=data_range),
                      "nrmse": im.nrmse(a, b), "zncc": im.zncc(a, b), "ncc": im.ncc(a, b),
-                     "bhattacharyya": im.histogram_distance(a, b, bins=args.bins, range=rng)}
+                     "bhattacharyya": im.histogram_distance(a, b, bins=args.bins, range=rng),
+                     "profile_zncc": im.zncc(*(im.intensity_profile(x, axis=-1, center_axis=-2 if ndim == 3 else None)
+                                              for x in (a, b)))}
     paired: dict = {"n_pairs": len(per), "skipped": skipped}
     if per:
-        for m in ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya"):
+        for m in ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya", "profile_zncc"):
             paired[m] = summary([v[m] for v in per.values() if np.isfinite(v[m])])
         paired["per_image"] = per
     out["paired"] = paired
@@ -204,7 +211,7 @@ def _print_images(out: dict) -> None:
     print(f"  * {f['note']}")
     if pa["n_pairs"]:
         print(f"paired ({pa['n_pairs']} files with matching names):")
-        for m in ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya"):
+        for m in ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya", "profile_zncc"):
             print(f"  {m:<14} mean {_fmt(pa[m]['mean'])}  median {_fmt(pa[m]['median'])}")
     else:
         print("paired: none (no file names in common)")
