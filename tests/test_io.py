@@ -40,7 +40,7 @@ def test_errors_name_the_file(tmp_path):
     with pytest.raises(InputError, match="NaN"):
         read_image(f)
     f4 = tmp_path / "4d.tif"
-    tifffile.imwrite(f4, np.zeros((2, 3, 4, 5), np.uint8))
+    tifffile.imwrite(f4, np.zeros((2, 3, 4, 5), np.uint8), photometric="minisblack")
     with pytest.raises(InputError, match="4d.tif.*shape"):
         read_image(f4)
     ff = tmp_path / "float_mask.tif"
