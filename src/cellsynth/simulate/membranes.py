@@ -44,6 +44,10 @@ from scipy.spatial import cKDTree
 from cellsynth.config import MembraneConfig
 from cellsynth.io import InputError
 
+# arithmetic of the per-block arg-min; float32 halves memory traffic (ties within ~1e-6
+# relative may resolve differently from a float64 brute force)
+_DTYPE = np.float32
+
 
 def _check_inputs(foreground: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fg = np.asarray(foreground)
@@ -156,7 +160,8 @@ def _assign_blocks(fg, pts, gamma, labels, b, progress):
     cands = tree.query_ball_point(centre, radius, workers=-1, return_sorted=True)
 
     inv_g2 = 1.0 / gamma ** 2
-    axes = [np.arange(s, dtype=np.float64) for s in fg.shape]
+    axes = [np.arange(b, dtype=np.float64)] * ndim
+    dtype = _DTYPE
     it = range(len(active))
     if progress:
         from tqdm import tqdm
@@ -176,15 +181,27 @@ def _assign_blocks(fg, pts, gamma, labels, b, progress):
         if len(c) == 1:
             labels[sl][fgb] = c[0] + 1
             continue
-        p = pts[c]
+        # d_j(x) = Σ_k (x_k - p_jk)² / γ_j²: scale the small per-axis terms by 1/γ_j² so the
+        # only block-sized work is one broadcast sum and the arg-min (float32, coordinates
+        # relative to the block keep the values small and the rounding ~1e-6 relative)
+        rel = pts[c] - blo
+        w = inv_g2[c][:, None]
         d = None
         for k in range(ndim):
-            t = (axes[k][sl[k]][None, :] - p[:, k:k + 1]) ** 2          # (C, n_k)
+            t = ((axes[k][: bhi[k] - blo[k] + 1][None, :] - rel[:, k:k + 1]) ** 2 * w).astype(dtype)
             t = t.reshape((len(c),) + tuple(-1 if j == k else 1 for j in range(ndim)))
             d = t if d is None else d + t
-        d *= inv_g2[c].reshape((-1,) + (1,) * ndim)
-        lab = c[np.argmin(d, axis=0)] + 1
+        lab = c[_first_argmin(d)] + 1
         labels[sl][fgb] = lab[fgb]
+
+
+def _first_argmin(d: np.ndarray) -> np.ndarray:
+    """``np.argmin(d, axis=0)`` (first index on ties), ~5x faster for a short axis 0:
+    numpy's arg-reductions over a leading axis are strided, min/max are vectorised."""
+    n = len(d)
+    eq = d == d.min(0)
+    rank = np.arange(n, 0, -1, dtype=np.int16 if n < 32767 else np.int32)
+    return n - (eq * rank.reshape((n,) + (1,) * (d.ndim - 1))).max(0)
 
 
 def _merge_fragments(labels: np.ndarray, n: int) -> None:
@@ -221,8 +238,11 @@ def _merge_fragments(labels: np.ndarray, n: int) -> None:
 
 def _drop_empty(labels: np.ndarray, n: int) -> np.ndarray:
     """Make labels consecutive 1..M by dropping cells that received no voxel."""
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
-    present = counts[1:] > 0
+    present = np.zeros(n + 1, bool)
+    step = max(1, 2 ** 22 // labels[0].size)   # slabs: bincount casts to intp (8 B a voxel)
+    for z in range(0, len(labels), step):
+        present |= np.bincount(labels[z:z + step].ravel(), minlength=n + 1) > 0
+    present = present[1:]
     if present.all():
         return labels
     lut = np.zeros(n + 1, dtype=labels.dtype)
