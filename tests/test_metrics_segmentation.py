@@ -332,3 +332,34 @@ def test_tolerant_iou():
     p3[3, 4, 7] = True
     assert sg.tolerant_iou(g3, p3, 5) == 1.0 and sg.tolerant_iou(g3, p3, 2) == 0.0
     assert sg.tolerant_iou(np.zeros_like(a), np.zeros_like(a), 1) == 1.0
+
+
+def dense_reference(gt, pred, thr):
+    """StarDist's algorithm on the full IoU matrix (bincount overlap + one linear_sum_assignment)."""
+    from scipy.optimize import linear_sum_assignment
+
+    kt, kp = gt.max() + 1, pred.max() + 1
+    ov = np.bincount((gt.astype(np.int64) * kp + pred).ravel(), minlength=kt * kp).reshape(kt, kp)
+    iou = ov / (ov.sum(0, keepdims=True) + ov.sum(1, keepdims=True) - ov)
+    iou = iou[1:, 1:]
+    n = min(iou.shape)
+    if n == 0 or not np.any(iou >= thr):
+        return 0, 0.0
+    ti, pi = linear_sum_assignment(-(iou >= thr).astype(float) - iou / (2 * n))
+    ok = iou[ti, pi] >= thr
+    return int(ok.sum()), float(iou[ti, pi][ok].sum())
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_component_matching_equals_dense_stardist(seed):
+    rng = np.random.default_rng(seed)
+    gt, pred = random_labels(rng, (48, 48), 30), random_labels(rng, (48, 48), 30)
+    thrs = [0.05, 0.2, 0.35, 0.5, 0.8]
+    for thr, m in zip(thrs, sg.matching(gt, pred, thresh=thrs)):
+        tp, score = dense_reference(gt, pred, thr)
+        assert m["tp"] == tp
+        assert m["mean_true_score"] * m["n_true"] == pytest.approx(score)
+    rep = sg.matching(gt, pred, thresh=0.3, report_matches=True)
+    assert len(rep["matched_tps"]) == rep["tp"]
+    assert len(set(p for _, p in rep["matched_pairs"])) == len(rep["matched_pairs"])  # one-to-one

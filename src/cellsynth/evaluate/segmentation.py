@@ -77,6 +77,52 @@ def _sequential(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- overlap/matching
+class _Overlap:
+    """Sparse joint histogram of two label images: the (gt, pred) pairs that share pixels.
+
+    Built from one ``np.bincount`` over ``g·(K_pred+1) + p`` (``np.unique`` of the
+    same codes when the dense table would exceed 4 M cells), with labels first
+    renumbered 1..K. Row/column 0 is background.
+    """
+
+    def __init__(self, gt, pred):
+        g, p = _pair(gt, pred)
+        g, self.gid = _sequential(g)
+        p, self.pid = _sequential(p)
+        kt, kp = len(self.gid), len(self.pid)
+        codes = (g * kp + p).ravel()
+        if kt * kp <= 1 << 22:
+            table = np.bincount(codes, minlength=kt * kp)
+            nz = np.flatnonzero(table)
+            cnt = table[nz]
+        else:
+            nz, cnt = np.unique(codes, return_counts=True)
+        self.rows, self.cols = np.divmod(nz, kp)
+        self.inter = cnt.astype(np.int64)
+        self.area_t = np.bincount(g.ravel(), minlength=kt)
+        self.area_p = np.bincount(p.ravel(), minlength=kp)
+        self.n_true, self.n_pred = kt - 1, kp - 1
+
+    def dense(self) -> np.ndarray:
+        ov = np.zeros((self.n_true + 1, self.n_pred + 1), dtype=np.int64)
+        ov[self.rows, self.cols] = self.inter
+        return ov
+
+    def object_scores(self, criterion: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true index, pred index, score) of every overlapping object pair, indices from 0."""
+        if criterion not in CRITERIA:
+            raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        obj = (self.rows > 0) & (self.cols > 0)
+        r, c, i = self.rows[obj], self.cols[obj], self.inter[obj].astype(np.float64)
+        if criterion == "iou":
+            den = self.area_t[r] + self.area_p[c] - i
+        elif criterion == "iot":
+            den = self.area_t[r].astype(np.float64)
+        else:
+            den = self.area_p[c].astype(np.float64)
+        return r - 1, c - 1, i / den
+
+
 def label_overlap(gt, pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Joint pixel-count histogram of two label images.
 
@@ -84,30 +130,8 @@ def label_overlap(gt, pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     gt label ``gt_ids[i]`` and pred label ``pred_ids[j]`` (row/column 0 =
     background), from one ``np.bincount`` over ``g·(K_pred+1) + p``.
     """
-    g, p = _pair(gt, pred)
-    g, gid = _sequential(g)
-    p, pid = _sequential(p)
-    kp = len(pid)
-    ov = np.bincount((g * kp + p).ravel(), minlength=len(gid) * kp).reshape(len(gid), kp)
-    return ov, gid, pid
-
-
-def _scores(overlap: np.ndarray, criterion: str) -> np.ndarray:
-    """Object-pair scores (background row/column dropped) from the overlap matrix."""
-    if criterion not in CRITERIA:
-        raise InputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    ov = overlap.astype(np.float64)
-    n_pred = ov.sum(axis=0, keepdims=True)
-    n_true = ov.sum(axis=1, keepdims=True)
-    if criterion == "iou":
-        den = n_true + n_pred - ov
-    elif criterion == "iot":
-        den = np.broadcast_to(n_true, ov.shape)
-    else:
-        den = np.broadcast_to(n_pred, ov.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(den > 0, ov / den, 0.0)
-    return s[1:, 1:]
+    ov = _Overlap(gt, pred)
+    return ov.dense(), ov.gid, ov.pid
 
 
 def _ratio(num: float, den: float) -> float:
@@ -130,21 +154,78 @@ def _counts_to_stats(tp: int, fp: int, fn: int, n_true: int, n_pred: int, sum_sc
     )
 
 
-def _match_scores(scores: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _components(r: np.ndarray, c: np.ndarray, n_true: int, n_pred: int) -> np.ndarray:
+    """Connected-component id of every overlapping pair in the bipartite overlap graph."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = n_true + n_pred
+    graph = coo_matrix((np.ones(len(r)), (r, n_true + c)), shape=(n, n))
+    _, lab = connected_components(graph, directed=False)
+    return lab[r]
+
+
+def _assign(r, c, s, n_true: int, n_pred: int, thr: float, comp: Optional[np.ndarray],
+            all_pairs: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimal one-to-one assignment maximising the number of pairs with score >= thr.
 
-    Ties between assignments with equally many such pairs are broken by the
-    larger total score (each score enters divided by 2·min(n_true, n_pred), so
-    the tie-breaker can never outweigh one more matched pair), as in StarDist.
-    Returns (true_idx, pred_idx, ok) of the assigned pairs.
+    Ties between assignments with equally many such pairs go to the larger
+    total score (each score enters divided by 2·min(n_true, n_pred), so the
+    tie-breaker never outweighs one more matched pair), as in StarDist. Pairs
+    without overlap cost nothing, so the problem splits into the connected
+    components of the overlap graph, each solved with
+    ``scipy.optimize.linear_sum_assignment``; a component whose pairs >= thr
+    share no object needs no solver (all of them are matched).
+    Returns (true index, pred index, score) of the assigned overlapping pairs
+    (only those >= thr unless ``all_pairs``).
     """
-    n_matched = min(scores.shape)
-    if n_matched == 0 or not np.any(scores >= thr):
+    n_matched = min(n_true, n_pred)
+    ok = s >= thr
+    if n_matched == 0 or not ok.any():
+        if not all_pairs:
+            e = np.zeros(0, dtype=np.int64)
+            return e, e, np.zeros(0)
+    deg_t = np.bincount(r[ok], minlength=n_true)
+    deg_p = np.bincount(c[ok], minlength=n_pred)
+    conflict = ok & ((deg_t[r] > 1) | (deg_p[c] > 1))
+    if all_pairs:
+        hard = np.unique(comp)
+    else:
+        hard = np.unique(comp[conflict]) if conflict.any() else np.zeros(0, dtype=np.int64)
+    is_hard = np.isin(comp, hard) if len(hard) else np.zeros(len(r), dtype=bool)
+    keep = ok & ~is_hard  # conflict-free components: every pair >= thr is matched
+    out_r, out_c, out_s = [r[keep]], [c[keep]], [s[keep]]
+    if len(hard):
+        order = np.argsort(comp, kind="stable")
+        cs = comp[order]
+        starts = np.searchsorted(cs, hard)
+        ends = np.searchsorted(cs, hard, side="right")
+        for a, b in zip(starts, ends):
+            idx = order[a:b]
+            ur, rr = np.unique(r[idx], return_inverse=True)
+            uc, cc = np.unique(c[idx], return_inverse=True)
+            sub = np.zeros((len(ur), len(uc)))
+            sub[rr, cc] = s[idx]
+            cost = -(sub >= thr).astype(np.float64) - sub / (2 * n_matched)
+            ti, pi = linear_sum_assignment(cost)
+            sel = (sub[ti, pi] > 0) if all_pairs else (sub[ti, pi] >= thr)
+            out_r.append(ur[ti[sel]])
+            out_c.append(uc[pi[sel]])
+            out_s.append(sub[ti[sel], pi[sel]])
+    return np.concatenate(out_r), np.concatenate(out_c), np.concatenate(out_s)
+
+
+def _assign_dense(r, c, s, n_true: int, n_pred: int, thr: float):
+    """StarDist's assignment on the full score matrix (needed for thr <= 0, where empty pairs count)."""
+    n_matched = min(n_true, n_pred)
+    if n_matched == 0:
         e = np.zeros(0, dtype=np.int64)
-        return e, e, np.zeros(0, dtype=bool)
+        return e, e, np.zeros(0)
+    scores = np.zeros((n_true, n_pred))
+    scores[r, c] = s
     cost = -(scores >= thr).astype(np.float64) - scores / (2 * n_matched)
     ti, pi = linear_sum_assignment(cost)
-    return ti, pi, scores[ti, pi] >= thr
+    return ti, pi, scores[ti, pi]
 
 
 def matching(gt, pred, thresh: Union[float, Sequence[float]] = 0.5, criterion: str = "iou",
@@ -152,37 +233,46 @@ def matching(gt, pred, thresh: Union[float, Sequence[float]] = 0.5, criterion: s
     """Instance matching metrics with StarDist ``matching`` semantics.
 
     Ground-truth and predicted objects are paired one-to-one by optimal
-    assignment (``scipy.optimize.linear_sum_assignment``) among pairs whose
-    score (IoU, or intersection over true/pred for ``criterion`` "iot"/"iop") is
-    >= ``thresh``. Returned keys: criterion, thresh, tp, fp = n_pred − tp,
-    fn = n_true − tp, precision = tp/(tp+fp), recall = tp/(tp+fn),
-    accuracy = tp/(tp+fp+fn) (the DSB 2018 "average precision" at one
-    threshold), f1 = 2tp/(2tp+fp+fn), n_true, n_pred,
+    assignment (``scipy.optimize.linear_sum_assignment``) maximising the number
+    of pairs whose score (IoU, or intersection over true/pred for
+    ``criterion`` "iot"/"iop") is >= ``thresh``. Returned keys: criterion,
+    thresh, tp, fp = n_pred − tp, fn = n_true − tp, precision = tp/(tp+fp),
+    recall = tp/(tp+fn), accuracy = tp/(tp+fp+fn) (the DSB 2018 "average
+    precision" at one threshold), f1 = 2tp/(2tp+fp+fn), n_true, n_pred,
     mean_true_score = Σ matched score / n_true, mean_matched_score = Σ matched
     score / tp, panoptic_quality = Σ matched score / (tp + fp/2 + fn/2).
     Every ratio is 0 when tp = 0 or its denominator is 0 (so empty gt and empty
-    pred give 0, as in StarDist). ``report_matches`` adds matched_pairs (original
-    label ids), matched_scores and matched_tps (indices of pairs >= thresh).
+    pred give 0, as in StarDist). ``report_matches`` adds matched_pairs
+    (original label ids), matched_scores and matched_tps (indices of the pairs
+    >= thresh); unlike StarDist, assigned pairs without any overlap are not listed.
 
     ``thresh`` may be a sequence: a list of dicts is returned, the overlap
     being computed once.
     """
-    ov, gid, pid = label_overlap(gt, pred)
-    scores = _scores(ov, criterion)
-    n_true, n_pred = scores.shape
+    ov = _Overlap(gt, pred)
+    r, c, s = ov.object_scores(criterion)
+    n_true, n_pred = ov.n_true, ov.n_pred
     thrs = [thresh] if np.isscalar(thresh) else list(thresh)
+    comp = None
     out = []
     for thr in thrs:
         thr = float(thr)
-        ti, pi, ok = _match_scores(scores, thr)
+        if thr <= 0:
+            ti, pi, sc = _assign_dense(r, c, s, n_true, n_pred, thr)
+        else:
+            if comp is None:
+                comp = _components(r, c, n_true, n_pred)
+            ti, pi, sc = _assign(r, c, s, n_true, n_pred, thr, comp, report_matches)
+        ok = sc >= thr
         tp = int(ok.sum())
-        s = _counts_to_stats(tp, n_pred - tp, n_true - tp, n_true, n_pred,
-                             float(scores[ti, pi][ok].sum()), thr, criterion)
+        st = _counts_to_stats(tp, n_pred - tp, n_true - tp, n_true, n_pred, float(sc[ok].sum()), thr, criterion)
         if report_matches:
-            s["matched_pairs"] = [(int(gid[i + 1]), int(pid[j + 1])) for i, j in zip(ti, pi)]
-            s["matched_scores"] = [float(v) for v in scores[ti, pi]]
-            s["matched_tps"] = [int(k) for k in np.flatnonzero(ok)]
-        out.append(s)
+            order = np.argsort(ti, kind="stable")
+            ti, pi, sc, ok = ti[order], pi[order], sc[order], ok[order]
+            st["matched_pairs"] = [(int(ov.gid[i + 1]), int(ov.pid[j + 1])) for i, j in zip(ti, pi)]
+            st["matched_scores"] = [float(v) for v in sc]
+            st["matched_tps"] = [int(k) for k in np.flatnonzero(ok)]
+        out.append(st)
     return out[0] if np.isscalar(thresh) else out
 
 
@@ -264,19 +354,14 @@ def seg_per_object(gt, pred) -> np.ndarray:
     one can qualify) gives J = |R∩S| / |R∪S|; no such S gives J = 0.
     Returns one J per reference object (ascending label id).
     """
-    ov, _, _ = label_overlap(gt, pred)
-    n_true = ov.sum(axis=1)[1:]
-    n_pred = ov.sum(axis=0)[1:]
-    obj = ov[1:, 1:]
-    if obj.shape[0] == 0:
-        return np.zeros(0)
-    if obj.shape[1] == 0:
-        return np.zeros(obj.shape[0])
-    j = np.argmax(obj, axis=1)
-    inter = obj[np.arange(obj.shape[0]), j].astype(np.float64)
-    ok = 2 * inter > n_true  # strictly more than half of R
-    union = n_true + n_pred[j] - inter
-    return np.where(ok, inter / np.maximum(union, 1), 0.0)
+    ov = _Overlap(gt, pred)
+    j = np.zeros(ov.n_true)
+    r, c, inter = ov.rows, ov.cols, ov.inter
+    # strictly more than half of R: at most one S per R can qualify
+    hit = (r > 0) & (c > 0) & (2 * inter > ov.area_t[r])
+    r, c, inter = r[hit], c[hit], inter[hit]
+    j[r - 1] = inter / (ov.area_t[r] + ov.area_p[c] - inter)
+    return j
 
 
 def seg_score(gt, pred) -> float:
