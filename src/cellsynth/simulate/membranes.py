@@ -15,14 +15,23 @@ The volume is cut into small blocks (16³ voxels in 3D, 64² pixels in 2D). For 
 with voxel-centre box [lo, hi] every cell j has a lower bound L_j = d_min(x_j, B) / γ_j and
 an upper bound U_j = d_max(x_j, B) / γ_j on its weighted distance to any voxel of B. Only
 cells with L_j <= min_i U_i can win anywhere in B, so the weighted arg-min over those
-candidates is the exact arg-min over all cells. Candidates are found with a KD-tree
-(``scipy.spatial.cKDTree``): since L_j >= (||c - x_j|| - h) / γ_max (c the block centre, h
-its half-diagonal), every candidate lies within γ_max·U* + h of c, where U* is an upper
-bound from the few nearest cells. A block then needs one small broadcast over
-(candidates × block voxels); nothing of the size of the volume × cells is ever built, and
-background-only blocks are skipped. Memory stays at the label volume (uint16) plus
-O(block × candidates); the block loop is pure numpy, so the work is linear in the number
-of foreground voxels times the (small) number of candidates per block.
+candidates is the exact arg-min over all cells.
+
+Candidates are found with a KD-tree (``scipy.spatial.cKDTree``) of the *unweighted*
+positions. Bound: let c be the block centre and h its half-diagonal. Then
+U* = min_i U_i <= min_i (||c - x_i|| + h) / γ_i (taken over the 8 nearest cells), and
+L_j >= (||c - x_j|| - h) / γ_max, so every candidate lies in the ball
+||c - x_j|| <= γ_max · U* + h. With the nearest cell at distance d_1 this radius is at
+most (γ_max / γ_min)(d_1 + h) + h: the wider the γ ratio, the more unweighted neighbours
+must be looked at, and the ball query takes exactly those (no fixed k that could be too
+small). The ball's cells are then filtered with the exact box bounds L_j, U_j.
+
+Each block then needs one broadcast over (candidates × block voxels) — ~10–30 candidates
+for typical cells — and an arg-min; nothing of the size of volume × cells is ever built,
+and background-only blocks are skipped. Memory stays at the uint16 label volume plus
+O(block × candidates). The block sums run in float32 on coordinates relative to the
+block (rounding ~1e-6 relative: only exact ties can resolve differently from a float64
+brute force; set ``_DTYPE = np.float64`` for bit-exact equality, as the tests do).
 
 Distances are in voxel units (the paper's); pass points already scaled if the spacing is
 strongly anisotropic.
