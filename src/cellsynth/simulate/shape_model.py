@@ -305,11 +305,14 @@ class ShapeModel:
     def _inside_table(self, v: np.ndarray, table: np.ndarray) -> np.ndarray:
         nz, nphi = self.TABLE
         d = np.sqrt((v ** 2).sum(1))
-        dz = np.divide(v[:, 0], d, out=np.zeros_like(d), where=d > 0)
-        iz = (dz + 1) * nz / 2 - 0.5
-        ip = (np.arctan2(v[:, 1], v[:, 2]) % (2 * np.pi)) * nphi / (2 * np.pi) - 0.5 + 1
+        inside = d <= table.min()                 # surely inside: no angle needed
+        shell = np.flatnonzero(~inside & (d <= table.max() + 1e-9))
+        vs, ds = v[shell], d[shell]
+        iz = (vs[:, 0] / ds + 1) * nz / 2 - 0.5
+        ip = (np.arctan2(vs[:, 1], vs[:, 2]) % (2 * np.pi)) * nphi / (2 * np.pi) - 0.5 + 1
         rad = ndimage.map_coordinates(table, np.stack([iz, ip]), order=1, mode="nearest")
-        return d <= rad + 1e-9
+        inside[shell] = ds <= rad + 1e-9
+        return inside
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
