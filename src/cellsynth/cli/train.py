@@ -1,0 +1,53 @@
+"""``cellsynth train diffusion ...``: train a generative model on unannotated real images."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DIFFUSION_HELP = """\
+Train a denoising diffusion model (DDPM, seed 003) on real images only (no masks).
+The images (a folder of single-channel TIFFs, all 2D or all 3D) are cut into random
+patches, percentile-normalised to [-1, 1] and augmented by flips/rot90 in YX. The model
+directory gets config.json + weights.safetensors (EMA weights), updated at every
+checkpoint, and checkpoint/ for --resume. Use the model with
+`cellsynth generate --renderer diffusion --model MODEL`.
+"""
+
+CONFIG_HELP = """YAML/JSON file with training settings: channels (e.g. [32, 64, 128]), blocks_per_level,
+strides (per level, e.g. [[1,2,2],[2,2,2]] for anisotropic 3D), patch_size ((Z)YX), batch_size, lr, ema,
+steps, checkpoint_every, grad_clip, percentiles, T, seed, threads, amp"""
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a generative model on real images",
+                              description="Train a generative model on real images.")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    d = kinds.add_parser("diffusion", help="DDPM on unannotated images (for SDEdit from sketches)",
+                         description=DIFFUSION_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--images", required=True, type=Path, help="folder of training images (TIFF, 2D or 3D)")
+    d.add_argument("--out", required=True, type=Path, help="model directory to write")
+    d.add_argument("--config", type=Path, help=CONFIG_HELP)
+    d.add_argument("--steps", type=int, help="total training steps (overrides the config; default 3000)")
+    d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto = CUDA (mixed precision) when available, else CPU")
+    d.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    d.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    d.set_defaults(func=run)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run(args) -> int:
+    from ..config import ConfigError, load_yaml, validate
+    from ..generative.diffusion import DiffusionTrainConfig, train_diffusion
+
+    data = load_yaml(args.config) if args.config else {}
+    if args.threads is not None:
+        data["threads"] = args.threads
+    cfg = validate(DiffusionTrainConfig, data, prefix="")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: must be >= 1")
+    out = train_diffusion(args.images, args.out, cfg, steps=args.steps, device=args.device,
+                          resume=args.resume, progress=args.progress)
+    print(f"model written to {out}")
+    return 0

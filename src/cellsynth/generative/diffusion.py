@@ -1,0 +1,646 @@
+"""Denoising diffusion (DDPM) trained on unannotated real images, and SDEdit from sketches (seed 003).
+
+Model (seed 003 after Ho et al. 2020 and Nichol & Dhariwal 2021): T = 1000 steps,
+cosine schedule ᾱ(t) = f(t)/f(0), f(t) = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008,
+β_t = 1 − ᾱ_t/ᾱ_{t−1} clipped at 0.999; the U-Net (:class:`cellsynth.nn.unet.UNet`
+with ``time_embedding=True``: pixel-shuffle upsampling, sinusoidal time embedding in
+every block) predicts the noise ε; loss ‖ε − ε_θ(x_t, t)‖² (MSE).
+
+Timestep convention
+-------------------
+Arrays are indexed 0..T−1 as in the improved-DDPM code: index ``k`` holds the
+paper's step t = k + 1, i.e. ``alphas_cumprod[k] = ᾱ_{k+1} = f((k+1)/T)/f(0)``, and
+the network sees the index ``k``. ``t_start`` is given in the paper's terms: the
+number of forward-noising steps, 1..T. SDEdit noises the sketch to x_{t_start}
+(``alphas_cumprod[t_start − 1]``) and the full reverse chain visits the t_start
+indices t_start−1, ..., 0. A respaced chain keeps K of them (``steps = K``);
+K = t_start is the full chain.
+
+Generation (SDEdit, seed 003 Fig. 1b): sketch → intensities mapped to the model's
+normalised background/foreground levels → Gaussian blur σ → forward noise to
+t_start → (respaced) reverse process → image. Any size: tiled inference with
+Gaussian blending at every step (:mod:`cellsynth.tiling`).
+
+A model is a directory: ``config.json`` (UNet constructor arguments, schedule,
+normalisation, intensity statistics, patch size, training record, versions,
+format version) + ``weights.safetensors`` (EMA weights). Training also keeps
+``checkpoint/`` (raw + EMA weights, optimizer state, RNG states) for ``--resume``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Callable, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from ..config import ConfigError, Strict, load_yaml, validate
+from ..io import InputError, list_images, read_image
+from ..nn.unet import UNet
+from .. import tiling
+
+FORMAT = "cellsynth-diffusion"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+CHECKPOINT_DIR = "checkpoint"
+
+
+# --------------------------------------------------------------------------- configuration
+class DiffusionTrainConfig(Strict):
+    """Training settings (``cellsynth train diffusion --config F``; YAML or JSON)."""
+
+    # U-Net (cellsynth.nn.unet.UNet constructor arguments)
+    channels: list[Annotated[int, Field(ge=1)]] = [32, 64, 128]
+    blocks_per_level: Annotated[int, Field(ge=1)] = 1
+    strides: Optional[list[list[Annotated[int, Field(ge=1)]]]] = None
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # random patches, (Z)YX; None = 64² (2D) / 16×64×64 (3D)
+    patch_size: Optional[list[Annotated[int, Field(ge=4)]]] = None
+    batch_size: Annotated[int, Field(ge=1)] = 16
+    lr: Annotated[float, Field(gt=0)] = 2e-4
+    ema: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    steps: Annotated[int, Field(ge=1)] = 3000
+    checkpoint_every: Annotated[int, Field(ge=1)] = 250
+    grad_clip: Annotated[float, Field(gt=0)] = 1.0
+    # per-image percentile normalisation → [-1, 1]
+    percentiles: tuple[float, float] = (1.0, 99.8)
+    # schedule
+    T: Annotated[int, Field(ge=2)] = 1000
+    cosine_s: Annotated[float, Field(gt=0)] = 0.008
+    max_beta: Annotated[float, Field(gt=0, lt=1)] = 0.999
+    seed: int = 0
+    threads: Optional[Annotated[int, Field(ge=1)]] = None
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16)
+
+
+# --------------------------------------------------------------------------- schedule
+def cosine_alpha_bar(t: np.ndarray | float, T: int, s: float = 0.008) -> np.ndarray:
+    """f(t)/f(0) with f(t) = cos²(((t/T) + s)/(1 + s) · π/2) (Nichol & Dhariwal eq. 17)."""
+    f = lambda u: np.cos(((np.asarray(u, dtype=np.float64) / T) + s) / (1 + s) * np.pi / 2) ** 2
+    return f(t) / f(0)
+
+
+def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """β_k = 1 − ᾱ(k+1)/ᾱ(k), k = 0..T−1, clipped at ``max_beta`` (avoids the singularity at t = T)."""
+    k = np.arange(T, dtype=np.float64)
+    return np.minimum(1.0 - cosine_alpha_bar(k + 1, T, s) / cosine_alpha_bar(k, T, s), max_beta)
+
+
+class Schedule:
+    """Noise schedule: betas and ᾱ (``alphas_cumprod``), float64 numpy, indices 0..T−1."""
+
+    def __init__(self, T: int = 1000, s: float = 0.008, max_beta: float = 0.999):
+        self.T, self.s, self.max_beta = int(T), float(s), float(max_beta)
+        self.betas = cosine_betas(self.T, self.s, self.max_beta)
+        self.alphas_cumprod = np.cumprod(1.0 - self.betas)
+
+    def to_dict(self) -> dict:
+        return {"name": "cosine", "T": self.T, "s": self.s, "max_beta": self.max_beta, "prediction": "epsilon"}
+
+    def q_sample(self, x0: torch.Tensor, k: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
+        """Forward process q(x_t | x_0) = N(√ᾱ x_0, (1 − ᾱ) I) at index k (per batch item or scalar)."""
+        ab = torch.as_tensor(self.alphas_cumprod, dtype=torch.float32, device=x0.device)[
+            torch.as_tensor(k, device=x0.device).long()]
+        ab = ab.reshape(-1, *([1] * (x0.dim() - 1))) if ab.dim() else ab
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def respaced_timesteps(t_start: int, steps: int) -> np.ndarray:
+    """The K = ``steps`` indices kept from t_start−1..0 (evenly spaced, both ends kept), descending."""
+    if not 1 <= int(t_start):
+        raise ConfigError(f"t_start = {t_start}: must be >= 1")
+    if not 1 <= int(steps) <= int(t_start):
+        raise ConfigError(f"steps = {steps}: must be between 1 and t_start = {t_start}")
+    if steps == 1:
+        return np.array([t_start - 1])
+    k = np.floor(np.linspace(0, t_start - 1, steps) + 0.5).astype(np.int64)  # monotone, distinct
+    return k[::-1].copy()
+
+
+def respaced_coefficients(alphas_cumprod: np.ndarray, timesteps: np.ndarray) -> dict[str, np.ndarray]:
+    """Posterior q(x_{prev} | x_t, x_0) coefficients for a chain visiting ``timesteps`` (descending).
+
+    Respacing as in improved DDPM: ᾱ is kept at the visited indices and the betas
+    are recomputed, β'_i = 1 − ᾱ_{k_i} / ᾱ_{k_{i+1}} (ᾱ = 1 after the last step), so a
+    skipped stretch is one exact Gaussian step. Posterior mean
+    μ = c0·x̂_0 + ct·x_t, variance β̃ = β'(1 − ᾱ_prev)/(1 − ᾱ) (Ho et al. eq. 7).
+    """
+    ab = alphas_cumprod[timesteps]
+    ab_prev = np.append(ab[1:], 1.0)
+    beta = 1.0 - ab / ab_prev
+    c0 = beta * np.sqrt(ab_prev) / (1.0 - ab)
+    ct = (1.0 - ab_prev) * np.sqrt(1.0 - beta) / (1.0 - ab)
+    var = beta * (1.0 - ab_prev) / (1.0 - ab)
+    return {"alpha_bar": ab, "alpha_bar_prev": ab_prev, "beta": beta, "c0": c0, "ct": ct, "var": var}
+
+
+# --------------------------------------------------------------------------- model directory
+@dataclass
+class DiffusionModel:
+    """A loaded model: the ε-network, its schedule and the stored normalisation/intensity statistics."""
+
+    net: UNet
+    schedule: Schedule
+    config: dict
+    path: Optional[Path] = None
+
+    @property
+    def ndim(self) -> int:
+        return int(self.config["architecture"]["args"]["spatial_dims"])
+
+    @property
+    def intensity(self) -> dict:
+        return self.config["intensity"]
+
+    def normalise(self, image: np.ndarray) -> np.ndarray:
+        """Per-image percentile normalisation to [-1, 1] (the training normalisation)."""
+        n = self.config["normalisation"]
+        return percentile_normalise(image, n["low"], n["high"])
+
+    def to_raw(self, x: np.ndarray) -> np.ndarray:
+        """Map model space [-1, 1] to the training images' typical raw intensity range."""
+        n = self.config["normalisation"]
+        return (n["raw_low"] + (x + 1) / 2 * (n["raw_high"] - n["raw_low"])).astype(np.float32)
+
+
+def percentile_normalise(image: np.ndarray, low: float = 1.0, high: float = 99.8,
+                         lo_hi: Optional[tuple[float, float]] = None) -> np.ndarray:
+    """(x − p_low)/(p_high − p_low) · 2 − 1, clipped to [-1, 1]; float32."""
+    lo, hi = lo_hi if lo_hi is not None else np.percentile(image, [low, high])
+    scale = max(float(hi) - float(lo), 1e-6)
+    return np.clip((image.astype(np.float32) - np.float32(lo)) / np.float32(scale) * 2 - 1, -1, 1)
+
+
+def _versions() -> dict:
+    from .. import __version__
+    return {"cellsynth": __version__, "torch": torch.__version__}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: Optional[dict] = None) -> None:
+    from safetensors.torch import save_file
+    tmp = path.with_name(f".{path.name}.part")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def save_model(net: UNet, config: dict, out: str | Path, state_dict: Optional[dict] = None) -> Path:
+    """Write ``config.json`` + ``weights.safetensors`` (``state_dict`` or the net's own) into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_save_tensors(out / WEIGHTS_FILE, state_dict if state_dict is not None else net.state_dict(),
+                         metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    _atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2))
+    return out
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
+    """Load and validate a model directory; a bad one raises a one-line :class:`InputError` naming it."""
+    path = Path(path)
+    what = f"diffusion model '{path}'"
+    if not path.is_dir():
+        raise InputError(f"{what}: not a directory")
+    cfg_file, w_file = path / CONFIG_FILE, path / WEIGHTS_FILE
+    if not cfg_file.is_file():
+        raise InputError(f"{what}: missing {CONFIG_FILE}")
+    if not w_file.is_file():
+        raise InputError(f"{what}: missing {WEIGHTS_FILE}")
+    try:
+        config = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{what}: {CONFIG_FILE} is not valid JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise InputError(f"{what}: {CONFIG_FILE} is not a cellsynth diffusion model (format != '{FORMAT}')")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{what}: format version {config.get('format_version')!r} is not supported "
+                         f"(this cellsynth reads version {FORMAT_VERSION})")
+    try:
+        arch = config["architecture"]
+        if arch.get("class") != "UNet":
+            raise KeyError("architecture.class")
+        net = UNet(**arch["args"])
+        sch = config["schedule"]
+        schedule = Schedule(sch["T"], sch["s"], sch["max_beta"])
+        for key in ("low", "high", "raw_low", "raw_high"):
+            float(config["normalisation"][key])
+        for key in ("background", "foreground_low", "foreground_high"):
+            float(config["intensity"][key])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{what}: {CONFIG_FILE} is incomplete or invalid ({type(e).__name__}: {e})") from None
+    try:
+        from safetensors.torch import load_file
+        state = load_file(str(w_file))
+    except Exception as e:  # safetensors raises several types on corrupt files
+        raise InputError(f"{what}: {WEIGHTS_FILE} is unreadable ({type(e).__name__}: {str(e)[:80]})") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).split("\n")[1].strip() if "\n" in str(e) else str(e)[:120]
+        raise InputError(f"{what}: weights do not match the architecture in {CONFIG_FILE} ({first[:120]})") from None
+    net.eval().to(resolve_device(device))
+    return DiffusionModel(net=net, schedule=schedule, config=config, path=path)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device '{device}': choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+# --------------------------------------------------------------------------- training
+def load_training_images(images: str | Path, percentiles: Sequence[float]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Read every TIFF in ``images`` (all 2D or all 3D) and each image's (p_low, p_high)."""
+    files = list_images(images, what="training images")
+    arrays, lohi = [], []
+    for f in files:
+        a = read_image(f)
+        if arrays and a.ndim != arrays[0].ndim:
+            raise InputError(f"training images must all have the same number of dimensions: "
+                             f"'{files[0].name}' is {arrays[0].ndim}D but '{f.name}' is {a.ndim}D")
+        arrays.append(a)
+        lohi.append(np.percentile(a, list(percentiles)))
+    return arrays, np.asarray(lohi, dtype=np.float64)
+
+
+def intensity_statistics(patches: np.ndarray) -> dict:
+    """Background/foreground levels of normalised training patches (Otsu split of all their values).
+
+    Used to map sketch intensities onto the model's normalisation: background → the
+    background median, objects → the foreground 10th..90th percentile range.
+    """
+    from skimage.filters import threshold_otsu
+    v = patches.ravel()
+    thr = float(threshold_otsu(v))
+    bg, fg = v[v <= thr], v[v > thr]
+    if fg.size == 0:
+        fg = v
+    return {"method": "otsu", "threshold": thr, "background": float(np.median(bg)),
+            "foreground": float(np.median(fg)), "foreground_low": float(np.percentile(fg, 10)),
+            "foreground_high": float(np.percentile(fg, 90)), "foreground_fraction": float(fg.size / v.size)}
+
+
+class _EMA:
+    """Exponential moving average of the weights: θ_ema ← d·θ_ema + (1 − d)·θ (with warm-up)."""
+
+    def __init__(self, net: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, net: torch.nn.Module, step: int) -> None:
+        # warm-up d_t = min(d, (1 + t)/(10 + t)): early averages are not dominated by the random init
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in net.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            tensors[f"opt.{idx}.{key}"] = torch.as_tensor(val)
+    return tensors, sd["param_groups"]
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    state: dict = {}
+    for name, val in tensors.items():
+        if name.startswith("opt."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = val
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig, lohi: np.ndarray,
+                  intensity: dict, patch: list[int], record: dict) -> dict:
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "architecture": {"class": "UNet", "module": "cellsynth.nn.unet", "args": net_args},
+        "schedule": schedule.to_dict(),
+        "normalisation": {"method": "percentile", "low": cfg.percentiles[0], "high": cfg.percentiles[1],
+                          "clip": True, "range": [-1.0, 1.0],
+                          # typical raw intensities of the training images (median over images)
+                          "raw_low": float(np.median(lohi[:, 0])), "raw_high": float(np.median(lohi[:, 1]))},
+        "intensity": intensity,
+        "patch_size": patch,
+        "training": record,
+        "train_config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+    }
+
+
+def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[DiffusionTrainConfig] = None,
+                    steps: Optional[int] = None, device: str = "auto", resume: bool = False,
+                    progress: bool = True) -> Path:
+    """Train a DDPM on the (unannotated) images in ``images``; write the model directory ``out``.
+
+    Parameters
+    ----------
+    images : folder of single-channel TIFFs, all 2D (YX) or all 3D (ZYX).
+    out : model directory (``config.json``, ``weights.safetensors`` = EMA weights,
+        ``checkpoint/`` for resuming). Refused if it already holds a model unless ``resume``.
+    cfg : :class:`DiffusionTrainConfig` (U-Net channels, patch size, batch, lr, EMA, ...).
+    steps : total optimisation steps (overrides ``cfg.steps``); with ``resume`` training
+        continues from the checkpoint's step up to this total.
+    device : "auto" (CUDA when available, with mixed precision), "cpu" or "cuda".
+    """
+    cfg = cfg or DiffusionTrainConfig()
+    if steps is not None:
+        cfg = cfg.model_copy(update={"steps": int(steps)})
+    out = Path(out)
+    ckpt_dir = out / CHECKPOINT_DIR
+    if resume:
+        if not (ckpt_dir / "state.safetensors").is_file() or not (ckpt_dir / "state.json").is_file():
+            raise InputError(f"model directory '{out}' has no checkpoint to resume from")
+        saved = json.loads((ckpt_dir / "state.json").read_text())
+        cfg = validate(DiffusionTrainConfig, {**saved["train_config"], "steps": cfg.steps,
+                                               "threads": cfg.threads}, prefix="train_config.")
+    elif (out / CONFIG_FILE).exists() or (ckpt_dir / "state.json").exists():
+        raise InputError(f"model directory '{out}' already holds a model; pass --resume to continue "
+                         f"training it or choose another --out")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dev = resolve_device(device)
+
+    arrays, lohi = load_training_images(images, cfg.percentiles)
+    nd = arrays[0].ndim
+    patch = list(cfg.patch_size) if cfg.patch_size else ([64, 64] if nd == 2 else [16, 64, 64])
+    if len(patch) != nd:
+        raise ConfigError(f"patch_size {patch} has {len(patch)} axes but the training images are {nd}D")
+    net_args = {"spatial_dims": nd, "in_channels": 1, "out_channels": 1, "channels": list(cfg.channels),
+                "blocks_per_level": cfg.blocks_per_level, "time_embedding": True, "dropout": cfg.dropout,
+                "strides": cfg.strides}
+    try:
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+            torch.manual_seed(cfg.seed)
+            net = UNet(**net_args)
+    except ValueError as e:
+        raise ConfigError(f"U-Net settings: {e}") from None
+    bad = [p for p, d in zip(patch, net.divisor) if p % d]
+    if bad:
+        raise ConfigError(f"patch_size {patch} must be a multiple of the U-Net divisor {net.divisor} on every axis")
+    net.to(dev)
+    schedule = Schedule(cfg.T, cfg.cosine_s, cfg.max_beta)
+    ab = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float32, device=dev)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    use_amp = dev.type == "cuda" and cfg.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported()) \
+        if dev.type == "cuda" else None
+
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def sample_batch() -> np.ndarray:
+        batch = np.empty((cfg.batch_size, 1, *patch), np.float32)
+        for b in range(cfg.batch_size):
+            i = int(rng.integers(len(arrays)))
+            p = tiling.random_patch(arrays[i], patch, rng)
+            p = percentile_normalise(p, lo_hi=tuple(lohi[i]))
+            batch[b, 0] = tiling.random_flip_rot(p, rng)
+        return batch
+
+    # intensity statistics from a fixed set of normalised patches (own generator: resume-safe)
+    stat_rng = np.random.default_rng(cfg.seed + 1)
+    stat_patches = np.stack([percentile_normalise(tiling.random_patch(arrays[i], patch, stat_rng), lo_hi=tuple(lohi[i]))
+                             for i in stat_rng.integers(0, len(arrays), size=min(256, 8 * len(arrays)))])
+    intensity = intensity_statistics(stat_patches)
+
+    ema = _EMA(net, cfg.ema)
+    start, elapsed = 0, 0.0
+    if resume:
+        from safetensors.torch import load_file
+        st = load_file(str(ckpt_dir / "state.safetensors"))
+        net.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("net.")})
+        ema.shadow = {k[4:]: v.to(dev) for k, v in st.items() if k.startswith("ema.")}
+        _optimizer_from_tensors(opt, {k: v.to(dev) for k, v in st.items() if k.startswith("opt.")},
+                                saved["param_groups"])
+        gen.set_state(st["rng.torch"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        start, elapsed = int(saved["step"]), float(saved.get("elapsed_s", 0.0))
+
+    def record(step: int) -> dict:
+        return {"images": str(images), "n_images": len(arrays), "steps": step, "batch_size": cfg.batch_size,
+                "lr": cfg.lr, "ema": cfg.ema, "time_s": round(elapsed, 1), "device": dev.type,
+                "n_parameters": sum(p.numel() for p in net.parameters())}
+
+    def save(step: int) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        opt_t, groups = _optimizer_to_tensors(opt)
+        tensors = {**{f"net.{k}": v for k, v in net.state_dict().items()},
+                   **{f"ema.{k}": v for k, v in ema.shadow.items()}, **opt_t, "rng.torch": gen.get_state()}
+        _atomic_save_tensors(ckpt_dir / "state.safetensors", tensors)
+        _atomic_write_text(ckpt_dir / "state.json", json.dumps(
+            {"step": step, "elapsed_s": elapsed, "param_groups": groups, "numpy_rng": rng.bit_generator.state,
+             "train_config": cfg.model_dump(mode="json")}, default=int))
+        save_model(net, _model_config(net_args, schedule, cfg, lohi, intensity, patch, record(step)), out,
+                   state_dict=ema.shadow)
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=cfg.steps, initial=start, desc="train diffusion", disable=not progress, dynamic_ncols=True)
+    net.train()
+    t0 = t_prev = time.perf_counter()
+    run_s = 0.0
+    for step in range(start + 1, cfg.steps + 1):  # noqa: B007
+        x0 = torch.from_numpy(sample_batch()).to(dev)
+        k = torch.randint(0, schedule.T, (cfg.batch_size,), generator=gen).to(dev)
+        noise = torch.randn(x0.shape, generator=gen).to(dev)
+        a = ab[k].reshape(-1, *([1] * (x0.dim() - 1)))
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        with _autocast(dev, use_amp):
+            pred = net(xt, k.float())
+        loss = F.mse_loss(pred.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opt.step()
+        ema.update(net, step)
+        now = time.perf_counter()
+        elapsed += now - t0
+        t0 = now
+        bar.update(1)
+        run_s += now - t_prev
+        t_prev = now
+        bar.set_postfix(loss=f"{loss.item():.4f}", steps_s=f"{(step - start) / max(run_s, 1e-9):.2f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save(step)
+    bar.close()
+    if start >= cfg.steps and not (out / WEIGHTS_FILE).is_file():
+        save(start)
+    return out
+
+
+# --------------------------------------------------------------------------- generation (SDEdit)
+def map_sketch_intensities(sketch: np.ndarray, intensity: dict, sketch_levels: Sequence[float] = (0.0, 0.5, 1.0),
+                           background: Optional[float] = None,
+                           foreground: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Map a [0, 1] sketch onto the model's normalised intensities (piecewise linear).
+
+    ``sketch_levels`` = (background, dimmest object, brightest object) in the sketch
+    (SketchConfig.background and .intensity). They go to the model's background level
+    and foreground 10th/90th percentiles (or ``background`` / ``foreground`` = (low, high),
+    in the model's [-1, 1] units); values in between (blurred edges, darker overlaps,
+    nucleoli) are interpolated, values beyond are clamped.
+    """
+    s_bg, s_lo, s_hi = (float(v) for v in sketch_levels)
+    bg = float(intensity["background"]) if background is None else float(background)
+    fg_lo, fg_hi = ((intensity["foreground_low"], intensity["foreground_high"]) if foreground is None
+                    else foreground)
+    xp, fp = [s_bg], [bg]
+    if s_lo > s_bg:
+        xp.append(s_lo)
+        fp.append(float(fg_lo))
+    if s_hi > xp[-1]:
+        xp.append(s_hi)
+        fp.append(float(fg_hi))
+    if len(xp) == 1:
+        return np.full(sketch.shape, bg, np.float32)
+    return np.interp(sketch, xp, fp).astype(np.float32)
+
+
+def _make_generator(generator: Optional[torch.Generator], seed: Optional[int]) -> torch.Generator:
+    if generator is not None:
+        if generator.device.type != "cpu":
+            raise ValueError("sdedit needs a CPU torch.Generator (noise is drawn on the CPU so results repeat)")
+        return generator
+    return torch.Generator().manual_seed(int(seed) if seed is not None else 0)
+
+
+@torch.no_grad()
+def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start: int, steps: int,
+                    generator: torch.Generator, schedule: Optional[Schedule] = None,
+                    tile: Optional[Sequence[int]] = None, overlap: float = 0.25, batch_size: int = 4,
+                    clip: float = 1.0, progress: bool = False, amp: bool = True) -> torch.Tensor:
+    """Run the (respaced) reverse process from x_{t_start} down to x_0.
+
+    At each kept index k the ε-prediction comes from overlapping tiles blended with a
+    Gaussian weight (one global x_t and one global noise field, drawn from the CPU
+    ``generator``), then x̂_0 = (x_t − √(1−ᾱ) ε)/√ᾱ (clipped to ±``clip``), and
+    x_prev = μ(x̂_0, x_t) + √β̃ z (no noise at the last step).
+
+    ``model`` may be a :class:`DiffusionModel` or any callable ``eps(x, k)`` (tests).
+    """
+    if isinstance(model, DiffusionModel):
+        net, schedule = model.net, model.schedule
+        dev = next(net.parameters()).device
+        eps_fn = lambda x, k: net(x, k)
+    else:
+        if schedule is None:
+            raise ValueError("pass schedule= with a plain callable model")
+        eps_fn, dev = model, x_t.device
+    ts = respaced_timesteps(t_start, steps)
+    co = respaced_coefficients(schedule.alphas_cumprod, ts)
+    tile = list(tile) if tile is not None else list(x_t.shape[2:])
+    x = x_t.to(dev, torch.float32)
+    from tqdm.auto import tqdm
+    for i, k in enumerate(tqdm(ts, desc="sdedit", disable=not progress, leave=False)):
+        kt = torch.full((1,), float(k), device=dev)
+
+        def predictor(patch: torch.Tensor) -> torch.Tensor:
+            with _autocast(dev, amp):
+                return eps_fn(patch, kt.expand(patch.shape[0])).float()
+
+        eps = tiling.tiled_predict(x, predictor, tile, overlap=overlap, batch_size=batch_size)
+        ab = float(co["alpha_bar"][i])
+        x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+        if clip:
+            x0 = x0.clamp(-clip, clip)
+        x = float(co["c0"][i]) * x0 + float(co["ct"][i]) * x
+        if i < len(ts) - 1:
+            z = torch.randn(x.shape, generator=generator).to(dev)
+            x = x + math.sqrt(float(co["var"][i])) * z
+    return x
+
+
+def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int = 400, steps: int = 50,
+           sigma: float = 1.0, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
+           tile: Optional[Sequence[int]] = None, overlap: float = 0.25, match_intensities: bool = True,
+           sketch_levels: Sequence[float] = (0.0, 0.5, 1.0), background: Optional[float] = None,
+           foreground: Optional[Sequence[float]] = None, output: Literal["unit", "model", "raw"] = "unit",
+           batch_size: int = 4, progress: bool = False) -> np.ndarray:
+    """SDEdit (Meng et al.; seed 003): a realistic image from a sketch, any size, 2D or 3D.
+
+    Parameters
+    ----------
+    model : a loaded :class:`DiffusionModel` or a model directory.
+    sketch : float array in [0, 1], (Z)YX, the model's dimensionality.
+    t_start : forward-noising steps 1..T (paper's t_start; default 400 of T = 1000);
+        the sample starts from x_{t_start} = √ᾱ x_sketch + √(1 − ᾱ) ε.
+    steps : K, number of reverse steps of the respaced sampler; K ≥ t_start runs the full chain.
+    sigma : Gaussian blur σ (px) of the sketch before noising (paper: σ = 1).
+    generator / seed : CPU ``torch.Generator`` (or a seed for one): same seed → same image.
+    tile, overlap : tile size ((Z)YX; None = whole image up to 512² px, else 256² / 32×128²)
+        and fractional overlap; ε of overlapping tiles is blended at every step.
+    match_intensities : map sketch levels (``sketch_levels`` = background, dimmest, brightest
+        object) to the model's stored background/foreground statistics (overridable with
+        ``background`` and ``foreground`` = (low, high) in model units [-1, 1]).
+    output : "unit" → float32 in [0, 1]; "model" → [-1, 1]; "raw" → the training images'
+        typical raw intensity range (float32).
+    """
+    if not isinstance(model, DiffusionModel):
+        model = load_model(model)
+    sketch = np.asarray(sketch)
+    if sketch.ndim != model.ndim:
+        raise InputError(f"sketch has shape {sketch.shape} ({sketch.ndim}D) but the model is {model.ndim}D")
+    if not np.issubdtype(sketch.dtype, np.number) or not np.all(np.isfinite(sketch)):
+        raise InputError("sketch must be a finite numeric array")
+    if not 1 <= int(t_start) <= model.schedule.T:
+        raise ConfigError(f"t_start = {t_start}: must be in 1..{model.schedule.T}")
+    s = sketch.astype(np.float32)
+    x0 = map_sketch_intensities(s, model.intensity, sketch_levels, background, foreground) \
+        if match_intensities else s * 2 - 1
+    if sigma > 0:
+        from scipy.ndimage import gaussian_filter
+        x0 = gaussian_filter(x0, sigma=float(sigma), mode="reflect")
+    tile_used = tiling.auto_tile(x0.shape, model.net.divisor, tile)
+    padded, crop = tiling.pad_for_tiles(x0, tile_used)
+    g = _make_generator(generator, seed)
+    dev = next(model.net.parameters()).device
+    xs = torch.from_numpy(np.ascontiguousarray(padded))[None, None]
+    noise = torch.randn(xs.shape, generator=g)
+    x_t = model.schedule.q_sample(xs, int(t_start) - 1, noise)
+    x = reverse_process(model, x_t.to(dev), int(t_start), min(int(steps), int(t_start)), g, tile=tile_used, overlap=overlap,
+                        batch_size=batch_size, progress=progress)
+    img = x[0, 0].float().cpu().numpy()[crop]
+    if output == "model":
+        return img.astype(np.float32)
+    if output == "raw":
+        return model.to_raw(img)
+    return np.clip((img + 1) / 2, 0, 1).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Shipped model directories (config.json + weights.safetensors), found with importlib.resources."""
