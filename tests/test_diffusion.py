@@ -33,7 +33,7 @@ def _image_dir(tmp_path, shapes, name="imgs"):
     d.mkdir()
     rng = np.random.default_rng(1)
     for i, s in enumerate(shapes):
-        tifffile.imwrite(d / f"im{i}.tif", _blobs(s, rng))
+        tifffile.imwrite(d / f"im{i}.tif", _blobs(s, rng), photometric="minisblack")
     return d
 
 
@@ -252,7 +252,7 @@ def test_train_3d_anisotropic(tmp_path):
 
 def test_train_rejects_mixed_dimensions_and_bad_patch(tmp_path):
     imgs = _image_dir(tmp_path, [(24, 24)])
-    tifffile.imwrite(imgs / "z3d.tif", _blobs((4, 24, 24), np.random.default_rng(0)))
+    tifffile.imwrite(imgs / "z3d.tif", _blobs((4, 24, 24), np.random.default_rng(0)), photometric="minisblack")
     with pytest.raises(InputError, match="same number of dimensions"):
         D.train_diffusion(imgs, tmp_path / "m", D.DiffusionTrainConfig(**TINY), steps=1, progress=False)
     imgs2 = _image_dir(tmp_path, [(24, 24)], name="two")

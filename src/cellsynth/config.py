@@ -304,7 +304,17 @@ class PhysicsConfig(Strict):
 
 
 class DiffusionRenderConfig(Strict):
-    """SDEdit generation from sketches (seed 003)."""
+    """SDEdit generation from sketches (seed 003), see :mod:`cellsynth.generative.diffusion`.
+
+    ``t_start`` counts forward-noising steps in the paper's terms (1..T; the model sees
+    index t_start − 1); ``steps`` = K reverse steps of the respaced sampler (K ≥ t_start:
+    the full chain of t_start steps). ``sigma``: Gaussian blur (px) of the sketch before noising (replaces the
+    sketch's own blur). ``model`` None = the shipped model ``cellsynth/models/nuclei2d-dsb``.
+    Sketch intensities are mapped to the model's stored background / foreground levels
+    (``match_intensities``); ``background`` and ``foreground`` = (low, high) override them,
+    in the model's normalised units [-1, 1]. ``output``: "unit" float32 in [0, 1], or "raw"
+    float32 in the training images' typical intensity range.
+    """
 
     model: Optional[Path] = None
     t_start: Annotated[int, Field(ge=1, le=1000)] = 400
@@ -313,6 +323,11 @@ class DiffusionRenderConfig(Strict):
     tile: Optional[list[Annotated[int, Field(ge=8)]]] = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    match_intensities: bool = True
+    background: Optional[Annotated[float, Field(ge=-1, le=1)]] = None
+    foreground: Optional[tuple[Annotated[float, Field(ge=-1, le=1)], Annotated[float, Field(ge=-1, le=1)]]] = None
+    output: Literal["unit", "raw"] = "unit"
+    batch_size: Annotated[int, Field(ge=1)] = 4
 
 
 class RenderConfig(Strict):
