@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional, Protocol, Sequence, Union
+from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 from scipy import linalg, ndimage
