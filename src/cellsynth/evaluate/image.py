@@ -493,8 +493,8 @@ class InceptionExtractor:
         if not path.is_file():
             raise InputError(f"Inception weights '{path}' do not exist (nothing is downloaded; give a local file)")
         try:
+            import torchvision  # noqa: F401  (first: fails fast without importing torch)
             import torch
-            import torchvision  # noqa: F401
         except ImportError:
             raise InputError("InceptionExtractor needs torch and torchvision (the Inception-v3 architecture); "
                              "torchvision is not installed: use the default StatisticsExtractor or install "
