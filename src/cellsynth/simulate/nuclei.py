@@ -61,8 +61,10 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     overlap = np.zeros(fg.shape, dtype=np.uint8) if cfg.allow_overlap else None
     next_id = 1
     for c in points:
-        inside, extent = nucleus_shape(cfg, ndim, scale_ranges, model, rng)
+        inside, extent, semi = nucleus_shape(cfg, ndim, scale_ranges, model, rng)
         rot = shapes.random_rotation(ndim, rng) if cfg.rotate else None
+        if semi is not None:  # ellipsoid: the tight box of the rotated ellipsoid
+            extent = shapes.rotated_half_widths(semi, rot)
         res = shapes.rasterise(fg.shape, c, inside, extent, rot, cfg.elastic, cfg.elastic_grid, rng)
         if res is None:
             continue
@@ -87,22 +89,22 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
 
 
 def nucleus_shape(cfg: NucleiConfig, ndim: int, scale_ranges, model, rng):
-    """Draw one nucleus' object-frame ``(inside, extent)``."""
+    """Draw one nucleus' object-frame ``(inside, extent, semi_axes | None)``."""
     r = rng.uniform(*cfg.radius)
     s = np.array([rng.uniform(*rg) for rg in scale_ranges])
     if cfg.mitotic_fraction > 0 and rng.random() < cfg.mitotic_fraction:
         axes = rng.choice(ndim, size=ndim - 1, replace=False)
         s[axes] *= cfg.mitotic_squash
     if cfg.shape == "ellipsoid":
-        return shapes.ellipsoid_inside(r * s)
+        return (*shapes.ellipsoid_inside(r * s), r * s)
     if cfg.shape == "harmonics":
         coeffs = shapes.sh_coefficients(ndim, cfg.sh_order, cfg.sh_gamma, rng, cfg.sh_decay)
-        return shapes.harmonic_inside(coeffs, r, s)
+        return (*shapes.harmonic_inside(coeffs, r, s), None)
     sample = np.asarray(model.sample(rng), dtype=bool)
     if sample.ndim != ndim or not sample.any():
         raise ConfigError(f"the nuclei shape model returned a {sample.ndim}D shape with "
                           f"{int(sample.sum())} voxels for a {ndim}D scene")
-    return shapes.mask_inside(sample, s)
+    return (*shapes.mask_inside(sample, s), None)
 
 
 def _shape_model(cfg: NucleiConfig, ndim: int):

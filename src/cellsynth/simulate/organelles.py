@@ -92,8 +92,10 @@ def _pair(shape, centre, axes, cfg: OrganelleConfig, rng):
         return np.stack([((p / a_col) ** 2).sum(0) <= 1.0,
                          ((p - gc[:, None]) ** 2).sum(0) <= g * g])
 
-    # one rasterisation (one elastic field) for the pair; the two masks ride along as channels
-    extent = max(float(a.max()), float(np.linalg.norm(gc)) + g) + 1.0
+    # one rasterisation (one elastic field) for the pair; the two masks ride along as channels.
+    # Tight box: the rotated ellipsoid's half-widths, grown to hold the rotated Golgi sphere.
+    gi = np.abs(rot @ gc) + g + 1.0
+    extent = np.maximum(shapes.rotated_half_widths(a, rot), gi)
     res = shapes.rasterise(shape, centre, lambda p: _pack(inside_both(p)), extent, rot,
                            cfg.elastic, 4, rng)
     if res is None:

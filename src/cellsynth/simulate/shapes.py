@@ -205,6 +205,15 @@ def ellipsoid_inside(semi_axes: np.ndarray) -> tuple[Inside, float]:
     return inside, float(a.max()) + 1.0
 
 
+def rotated_half_widths(semi_axes: np.ndarray, rotation: Optional[np.ndarray]) -> np.ndarray:
+    """Per image-axis half-widths of the bounding box of an ellipsoid with ``semi_axes``
+    after ``rotation``: sqrt(Σ_j (R_ij a_j)²) (+1 voxel)."""
+    a = np.asarray(semi_axes, dtype=float)
+    if rotation is None:
+        return a + 1.0
+    return np.sqrt(((rotation * a[None, :]) ** 2).sum(1)) + 1.0
+
+
 def mask_inside(mask: np.ndarray, scales: Optional[np.ndarray] = None) -> tuple[Inside, float]:
     """inside-test of a sampled binary shape (e.g. a shape-model sample), centred on its centroid."""
     mask = np.asarray(mask, dtype=bool)
@@ -279,7 +288,8 @@ def rasterise(image_shape: tuple[int, ...], centre: np.ndarray, inside: Inside, 
     ----------
     image_shape : the full (Z)YX shape.
     centre : object centre in voxel coordinates (float).
-    inside, extent : object-frame test and bounding radius (see module doc).
+    inside, extent : object-frame test and bounding radius (see module doc); ``extent`` may
+        also be per-axis half-widths in image axes (see :func:`rotated_half_widths`).
     rotation : (ndim, ndim) matrix taking object-frame to image coordinates; None = identity.
     elastic : std (px) of the B-spline control-point displacements; 0 disables.
     elastic_grid : control points per axis of the local box.
@@ -288,7 +298,7 @@ def rasterise(image_shape: tuple[int, ...], centre: np.ndarray, inside: Inside, 
     """
     centre = np.asarray(centre, dtype=float)
     ndim = len(image_shape)
-    half = extent + 3.0 * elastic + 1.0
+    half = np.asarray(extent, dtype=float) + 3.0 * elastic + 1.0
     lo = np.maximum(np.floor(centre - half).astype(int), 0)
     hi = np.minimum(np.ceil(centre + half).astype(int) + 1, image_shape)
     if np.any(hi <= lo):
