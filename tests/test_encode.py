@@ -142,3 +142,17 @@ def test_grayscale_overlap():
     assert gray[~np.any(masks, 0)].max() == 0
     with pytest.raises(InputError):
         encode.grayscale_overlap([])
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), ndim=st.sampled_from([2, 3]), p=st.floats(0.05, 0.95))
+def test_property_positional_matches_full_edt(seed, ndim, p):
+    from scipy import ndimage
+    r = np.random.default_rng(seed)
+    fg = ndimage.binary_opening(r.random((14,) * ndim) < p) if p < 0.5 else r.random((14,) * ndim) < p
+    fg[(slice(2, 6),) * ndim] = True     # never empty; often touching nothing, sometimes the border
+    if fg.all():
+        return
+    ref = np.where(fg, np.tanh(ndimage.distance_transform_edt(fg) / 4.0),
+                   np.tanh(-ndimage.distance_transform_edt(~fg) / 3.0))
+    np.testing.assert_allclose(encode.positional_map(fg, 4.0, 3.0), ref, atol=1e-6)

@@ -187,12 +187,19 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
         return np.ones(fg.shape, np.float32)
     if not fg.any():
         return -np.ones(fg.shape, np.float32)
-    d_in = ndimage.distance_transform_edt(fg, sampling=spacing)
-    out = np.tanh(d_in / alpha)
-    del d_in
+    out = np.empty(fg.shape, np.float32)
     d_out = ndimage.distance_transform_edt(~fg, sampling=spacing)
-    out[~fg] = np.tanh(-d_out[~fg] / beta)
-    return out.astype(np.float32)
+    np.tanh(-d_out / beta, out=out, casting="same_kind")
+    del d_out
+    # inside distances only need the foreground's box plus one background layer: any
+    # background voxel beyond it is farther than its projection onto that layer (exact)
+    sl = ndimage.find_objects(fg.astype(np.uint8))[0]
+    box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(sl, fg.shape))
+    sub = fg[box]
+    d_in = ndimage.distance_transform_edt(sub, sampling=spacing)
+    region = out[box]
+    region[sub] = np.tanh(d_in[sub] / alpha)
+    return out
 
 
 def grayscale_overlap(masks: Sequence[np.ndarray], max_labels: int = 4, drop_covered: float = 0.7,
