@@ -3,7 +3,9 @@
 GOWT1-like parameters (seed 003): full field, r ∈ (30, 45)... too large for 100 nuclei
 without overlap in 1024², so radius (20, 35) px, Poisson-disc placement (min_distance
 60 px), rotation, B-spline deformation (elastic 3 px on a 4×4 grid), overlap forbidden.
-Also times a 3D 64×256×256 scene with 100 spherical-harmonics nuclei for reference.
+Also: the GOWT1 radii r ∈ (30, 45) with 100 nuclei, uniform positions and overlap allowed
+(bigger boxes, overlap counting), and a 3D 64×256×256 scene with 100 spherical-harmonics
+nuclei for reference.
 
     .venv/bin/python benchmarks/bench_simulate_nuclei.py [--repeats 5]
 """
@@ -26,6 +28,12 @@ CASES = {
         placement=dict(method="poisson", n_points=[100, 100], min_distance=60),
         nuclei=dict(shape="ellipsoid", radius=[20, 35], axis_scale=[[0.8, 1.2], [0.8, 1.2]],
                     elastic=3.0, elastic_grid=4)),
+    "2d_1024_100_gowt1_r30-45_overlap": dict(
+        kind="nuclei", shape=[1024, 1024], spacing=[1.0, 1.0],
+        foreground=dict(method="full"),
+        placement=dict(method="uniform", n_points=[100, 100]),
+        nuclei=dict(shape="ellipsoid", radius=[30, 45], axis_scale=[[0.8, 1.2], [0.8, 1.2]],
+                    elastic=5.0, elastic_grid=5, allow_overlap=True)),
     "3d_64x256x256_100_harmonics": dict(
         kind="nuclei", shape=[64, 256, 256], spacing=[1.0, 1.0, 1.0],
         foreground=dict(method="full"),
