@@ -156,3 +156,12 @@ def test_property_positional_matches_full_edt(seed, ndim, p):
     ref = np.where(fg, np.tanh(ndimage.distance_transform_edt(fg) / 4.0),
                    np.tanh(-ndimage.distance_transform_edt(~fg) / 3.0))
     np.testing.assert_allclose(encode.positional_map(fg, 4.0, 3.0), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("slab", [2 ** 21, 100])
+def test_centroids_match_scipy(rng, monkeypatch, slab):
+    from scipy import ndimage
+    monkeypatch.setattr(encode, "_SLAB", slab)   # 100: one z-plane per slab
+    lab = rng.integers(0, 6, (40, 30, 20)).astype(np.uint16)
+    ref = np.array(ndimage.center_of_mass(lab > 0, lab, range(1, 6)))
+    np.testing.assert_allclose(encode.centroids(lab), ref)

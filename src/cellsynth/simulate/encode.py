@@ -21,6 +21,8 @@ from skimage.segmentation import find_boundaries
 
 from cellsynth.io import InputError
 
+_SLAB = 2 ** 21  # voxels per slab where whole-volume temporaries would be float64
+
 
 def _labels(labels: np.ndarray, what: str) -> np.ndarray:
     labels = np.asarray(labels)
@@ -73,15 +75,21 @@ def centroids(labels: np.ndarray) -> np.ndarray:
     n = int(labels.max()) if labels.size else 0
     if n == 0:
         return np.zeros((0, labels.ndim))
-    flat = labels.ravel()
-    counts = np.bincount(flat, minlength=n + 1)[1:].astype(float)
-    out = np.empty((n, labels.ndim))
-    # per-axis weighted bincount over a broadcast coordinate, one axis at a time
-    for ax in range(labels.ndim):
-        shape = [1] * labels.ndim
-        shape[ax] = labels.shape[ax]
-        coord = np.broadcast_to(np.arange(labels.shape[ax], dtype=float).reshape(shape), labels.shape)
-        out[:, ax] = np.bincount(flat, weights=coord.ravel(), minlength=n + 1)[1:]
+    counts = np.zeros(n + 1)
+    out = np.zeros((n + 1, labels.ndim))
+    # weighted bincounts per axis, in slabs along axis 0 (bincount makes float64 copies)
+    step = max(1, _SLAB // labels[0].size)
+    for z in range(0, len(labels), step):
+        slab = labels[z:z + step]
+        flat = slab.ravel()
+        counts += np.bincount(flat, minlength=n + 1)
+        for ax in range(labels.ndim):
+            shape = [1] * labels.ndim
+            shape[ax] = slab.shape[ax]
+            coord = np.arange(slab.shape[ax], dtype=float) + (z if ax == 0 else 0)
+            coord = np.broadcast_to(coord.reshape(shape), slab.shape)
+            out[:, ax] += np.bincount(flat, weights=coord.ravel(), minlength=n + 1)
+    counts, out = counts[1:], out[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         out /= counts[:, None]
     return out
