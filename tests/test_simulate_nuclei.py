@@ -216,3 +216,14 @@ def test_property_nuclei_invariants(ndim, r, elastic, shape_kind, overlap, seed)
         assert np.array_equal(ov > 0, lab > 0)
     lab2, _ = make_nuclei(fg, pts, cfg, np.random.default_rng(seed))
     assert np.array_equal(lab, lab2)
+
+
+def test_radius_shrinks_with_count():
+    fg = np.ones((64, 64), bool)
+    cfg = nc(radius=(6, 6), axis_scale=[(1, 1)] * 2, elastic=0, radius_reference_count=4)
+    few, _ = make_nuclei(fg, grid_points((64, 64), 32), cfg, np.random.default_rng(0))  # 4 nuclei
+    many, _ = make_nuclei(fg, grid_points((64, 64), 16), cfg, np.random.default_rng(0))  # 16 nuclei
+    s_few = np.bincount(few.ravel())[1:].mean()
+    s_many = np.bincount(many.ravel())[1:].mean()
+    assert s_few == pytest.approx(np.pi * 36, rel=0.1)
+    assert s_many == pytest.approx(s_few / 4, rel=0.15)  # 4× the nuclei, same total volume

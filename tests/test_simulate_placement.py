@@ -130,3 +130,11 @@ def test_property_inside_count_spacing(ndim, n, d, method, seed):
         assert dd[:, 1].min() >= d - 1e-9
     again = place_points(cfg, fg, np.random.default_rng(seed), n=n)
     assert np.array_equal(pts, again)
+
+
+def test_max_layers_keeps_points_on_the_surface(rng):
+    fg = disc((64, 64), 25)
+    dist = ndimage.distance_transform_edt(np.pad(fg, 1))[1:-1, 1:-1] - 1
+    pts = place_points(pl(method="layers", min_distance=5, layer_thickness=3, max_layers=1), fg, rng, n=500)
+    assert 10 < len(pts) < 500  # the surface layer fills up, nothing goes inward
+    assert np.all(dist[tuple(np.rint(pts).astype(int).T)] < 3)

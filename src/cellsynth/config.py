@@ -76,6 +76,8 @@ class PlacementConfig(Strict):
     # poisson: minimum centre distance in px; layers: layer thickness in px
     min_distance: NonNegFloat = 10.0
     layer_thickness: PosFloat = 10.0
+    # layers: fill at most this many layers from the surface (1 = surface only, seed 003 Tribolium)
+    max_layers: Optional[Annotated[int, Field(ge=1)]] = None
 
     @field_validator("n_points")
     @classmethod
@@ -111,6 +113,9 @@ class NucleiConfig(Strict):
     mitotic_fraction: Fraction = 0.0
     mitotic_squash: Annotated[float, Field(gt=0, le=1)] = 0.5
     allow_overlap: bool = False
+    # seed 003 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
+    # (radius_reference_count / n)^(1/ndim) for n requested nuclei (constant total volume)
+    radius_reference_count: Optional[Annotated[int, Field(ge=1)]] = None
 
     @field_validator("radius")
     @classmethod

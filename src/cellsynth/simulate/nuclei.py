@@ -14,6 +14,10 @@ control grid over the nucleus' bounding box, cubic-spline upsampled). Shapes:
 - ``shape_model``: a sample of the statistical shape model fitted to the single objects of
   the TIFF label masks in ``examples`` (``r`` is not used; scales, rotation, deformation are).
 
+Density (seed 003 C. elegans, "radii decrease inversely proportional to the amount of
+nuclei"): with ``radius_reference_count`` n₀ set, every radius is scaled by (n₀/n)^(1/ndim)
+for n = len(points), i.e. the nuclei share a constant total volume (our reading).
+
 Mitosis (seed 003 C. elegans): a fraction ``mitotic_fraction`` of nuclei is shrunk by
 ``mitotic_squash`` along two random axes in 3D ("a more cylindrical shape"), one in 2D.
 
@@ -60,8 +64,11 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     labels = np.zeros(fg.shape, dtype=dtype)
     overlap = np.zeros(fg.shape, dtype=np.uint8) if cfg.allow_overlap else None
     next_id = 1
+    size = 1.0
+    if cfg.radius_reference_count is not None and len(points):
+        size = (cfg.radius_reference_count / len(points)) ** (1.0 / ndim)
     for c in points:
-        inside, extent, semi = nucleus_shape(cfg, ndim, scale_ranges, model, rng)
+        inside, extent, semi = nucleus_shape(cfg, ndim, scale_ranges, model, rng, size)
         rot = shapes.random_rotation(ndim, rng) if cfg.rotate else None
         if semi is not None:  # ellipsoid: the tight box of the rotated ellipsoid
             extent = shapes.rotated_half_widths(semi, rot)
@@ -88,9 +95,9 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     return labels, overlap
 
 
-def nucleus_shape(cfg: NucleiConfig, ndim: int, scale_ranges, model, rng):
-    """Draw one nucleus' object-frame ``(inside, extent, semi_axes | None)``."""
-    r = rng.uniform(*cfg.radius)
+def nucleus_shape(cfg: NucleiConfig, ndim: int, scale_ranges, model, rng, size: float = 1.0):
+    """Draw one nucleus' object-frame ``(inside, extent, semi_axes | None)``; ``size`` scales r."""
+    r = rng.uniform(*cfg.radius) * size
     s = np.array([rng.uniform(*rg) for rg in scale_ranges])
     if cfg.mitotic_fraction > 0 and rng.random() < cfg.mitotic_fraction:
         axes = rng.choice(ndim, size=ndim - 1, replace=False)

@@ -23,7 +23,8 @@ foreground voxel. Methods (``PlacementConfig.method``):
   by ``min_distance`` (also from points of earlier layers). Each layer is filled until
   its dart budget (30 candidates per point it can hold, at most one ball of diameter
   ``min_distance`` per point) is spent, it is full, or ``n_points`` is reached; then the
-  next layer inward starts.
+  next layer inward starts, up to ``max_layers`` layers (1 = nuclei on the surface only,
+  as seed 003's Tribolium embryo).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def place_points(cfg: PlacementConfig, foreground: np.ndarray, rng: np.random.Ge
     if m == "poisson":
         return _dart(sampler, n, cfg.min_distance, np.zeros((0, fg.ndim)), _ATTEMPTS * n)
     if m == "layers":
-        return _layers(fg, n, cfg.min_distance, cfg.layer_thickness, rng)
+        return _layers(fg, n, cfg.min_distance, cfg.layer_thickness, rng, cfg.max_layers)
     raise ConfigError(f"config key 'placement.method' = {m!r}: unknown method")  # pragma: no cover
 
 
@@ -143,7 +144,7 @@ def _lloyd(fg, sampler, n: int, n_iter: int, k: int) -> np.ndarray:
     return _snap(pts, fg)
 
 
-def _layers(fg, n: int, d: float, thickness: float, rng) -> np.ndarray:
+def _layers(fg, n: int, d: float, thickness: float, rng, max_layers=None) -> np.ndarray:
     dist = boundary_distance(fg, thickness)
     idx = np.flatnonzero(fg)
     layer = (dist.ravel()[idx] // thickness).astype(np.int64)
@@ -154,7 +155,8 @@ def _layers(fg, n: int, d: float, thickness: float, rng) -> np.ndarray:
     # a point claims at least a ball of diameter d: bounds how many a layer can hold
     claim = _ball_volume(d / 2, fg.ndim) if d > 0 else 0.0
     pts = np.zeros((0, fg.ndim))
-    for i in range(len(bounds) - 1):
+    n_layers = len(bounds) - 1 if max_layers is None else min(len(bounds) - 1, max_layers)
+    for i in range(n_layers):
         if len(pts) >= n:
             break
         vox = idx[bounds[i]:bounds[i + 1]]
