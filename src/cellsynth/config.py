@@ -326,7 +326,7 @@ class DiffusionRenderConfig(Strict):
     sigma: NonNegFloat = 1.0
     steps: Annotated[int, Field(ge=1, le=1000)] = 50
     tile: Optional[list[Annotated[int, Field(ge=8)]]] = None
-    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    overlap: Annotated[float, Field(ge=0, lt=1)] = 0.125
     device: Literal["auto", "cpu", "cuda"] = "auto"
     match_intensities: bool = True
     background: Optional[Annotated[float, Field(ge=-1, le=1)]] = None

@@ -18,8 +18,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-# Whole images up to this many pixels/voxels are processed as one tile by default.
-MAX_SINGLE_TILE = 512 * 512
+# Whole images up to this many pixels/voxels (2048², 64×256×256) are processed as one tile by default.
+MAX_SINGLE_TILE = 2 ** 22
+DEFAULT_TILE = {2: [1024, 1024], 3: [64, 256, 256]}
 
 
 def random_patch(image: np.ndarray, patch_size: Sequence[int], rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +53,7 @@ def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Optional[Seque
     """The tile size actually used for an image of ``shape``.
 
     ``tile=None``: the whole image when it has at most :data:`MAX_SINGLE_TILE` pixels,
-    otherwise 256 px (2D) / 32×128×128 voxels (3D) tiles. Every tile axis is rounded
+    otherwise :data:`DEFAULT_TILE` (1024² px in 2D, 64×256×256 voxels in 3D). Every tile axis is rounded
     up to a multiple of the network ``divisor`` and capped at the (divisor-rounded)
     image size, so images smaller than a tile are processed in one padded tile.
     """
@@ -61,7 +62,7 @@ def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Optional[Seque
         if math.prod(shape) <= MAX_SINGLE_TILE:
             tile = list(shape)
         else:
-            tile = [256] * 2 if nd == 2 else [32, 128, 128]
+            tile = DEFAULT_TILE[nd]
     if len(tile) != nd:
         raise ValueError(f"tile {list(tile)} needs one entry per image axis of shape {tuple(shape)}")
     out = []
@@ -80,7 +81,7 @@ def pad_for_tiles(image: np.ndarray, tile: Sequence[int]) -> tuple[np.ndarray, t
 
 
 def tiled_predict(x: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor], tile: Sequence[int],
-                  overlap: float = 0.25, batch_size: int = 4) -> torch.Tensor:
+                  overlap: float = 0.125, batch_size: int = 4) -> torch.Tensor:
     """Apply ``predictor`` to overlapping tiles of ``x`` (B, C, *spatial) and blend them.
 
     When ``x`` is one tile the predictor runs once on the whole input (no blending, so

@@ -546,7 +546,7 @@ def _make_generator(generator: Optional[torch.Generator], seed: Optional[int]) -
 @torch.no_grad()
 def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start: int, steps: int,
                     generator: torch.Generator, schedule: Optional[Schedule] = None,
-                    tile: Optional[Sequence[int]] = None, overlap: float = 0.25, batch_size: int = 4,
+                    tile: Optional[Sequence[int]] = None, overlap: float = 0.125, batch_size: int = 4,
                     clip: float = 1.0, progress: bool = False, amp: bool = True) -> torch.Tensor:
     """Run the (respaced) reverse process from x_{t_start} down to x_0.
 
@@ -591,7 +591,7 @@ def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start
 
 def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int = 400, steps: int = 50,
            sigma: float = 1.0, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-           tile: Optional[Sequence[int]] = None, overlap: float = 0.25, match_intensities: bool = True,
+           tile: Optional[Sequence[int]] = None, overlap: float = 0.125, match_intensities: bool = True,
            sketch_levels: Sequence[float] = (0.0, 0.5, 1.0), background: Optional[float] = None,
            foreground: Optional[Sequence[float]] = None, output: Literal["unit", "model", "raw"] = "unit",
            batch_size: int = 4, progress: bool = False) -> np.ndarray:
@@ -606,7 +606,7 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
     steps : K, number of reverse steps of the respaced sampler; K ≥ t_start runs the full chain.
     sigma : Gaussian blur σ (px) of the sketch before noising (paper: σ = 1).
     generator / seed : CPU ``torch.Generator`` (or a seed for one): same seed → same image.
-    tile, overlap : tile size ((Z)YX; None = whole image up to 512² px, else 256² / 32×128²)
+    tile, overlap : tile size ((Z)YX; None = the whole image up to 2²² px, else 1024² / 64×256²)
         and fractional overlap; ε of overlapping tiles is blended at every step.
     match_intensities : map sketch levels (``sketch_levels`` = background, dimmest, brightest
         object) to the model's stored background/foreground statistics (overridable with
@@ -636,8 +636,8 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
     xs = torch.from_numpy(np.ascontiguousarray(padded))[None, None]
     noise = torch.randn(xs.shape, generator=g)
     x_t = model.schedule.q_sample(xs, int(t_start) - 1, noise)
-    x = reverse_process(model, x_t.to(dev), int(t_start), min(int(steps), int(t_start)), g, tile=tile_used, overlap=overlap,
-                        batch_size=batch_size, progress=progress)
+    x = reverse_process(model, x_t.to(dev), int(t_start), min(int(steps), int(t_start)), g, tile=tile_used,
+                        overlap=overlap, batch_size=batch_size, progress=progress)
     img = x[0, 0].float().cpu().numpy()[crop]
     if output == "model":
         return img.astype(np.float32)
