@@ -227,3 +227,16 @@ def test_radius_shrinks_with_count():
     s_many = np.bincount(many.ravel())[1:].mean()
     assert s_few == pytest.approx(np.pi * 36, rel=0.1)
     assert s_many == pytest.approx(s_few / 4, rel=0.15)  # 4× the nuclei, same total volume
+
+
+def test_sh_decay_by_degree_as_printed_is_rougher():
+    """Eq. 7 as printed (damping by m) leaves the zonal terms undamped: far from a sphere."""
+    rng = np.random.default_rng(0)
+    dirs = shapes.sphere_directions(3, 500)
+    spread = {}
+    for decay in ("l", "m"):
+        spread[decay] = np.mean([shapes.sh_radius(shapes.sh_coefficients(3, 5, 5.0, rng, decay), dirs).std()
+                                 for _ in range(5)])
+    assert spread["l"] < 0.05 < spread["m"]
+    with pytest.raises(ValueError):
+        shapes.sh_coefficients(3, 5, 5.0, rng, "k")

@@ -96,8 +96,9 @@ def _blob(shape, semi, coeffs=None) -> np.ndarray:
 
     Level set g(v) = |v| − ρ(v̂), v = (x − centre) / semi, inside where g ≤ 0. Above
     2¹⁹ voxels g is evaluated on a coarse grid (≤ 2¹⁹ samples, corners aligned) and
-    linearly upsampled (:func:`shapes.upsample_linear`): a sub-voxel difference for these smooth
-    shapes, and 20× less time and memory on a 128×512×512 specimen.
+    linearly upsampled (:func:`shapes.upsample_linear`): only surface voxels can flip (about
+    1 % of the volume at 4× coarsening, tested), and a 128×512×512 specimen takes ~2 s
+    instead of ~24 s.
     """
     ndim = len(shape)
     n = float(np.prod(shape))
