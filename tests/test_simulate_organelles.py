@@ -65,3 +65,16 @@ def test_config_errors_one_line():
         assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match="boolean"):
         nucleus_golgi(np.ones((8, 8), np.uint8), oc(), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_golgi_never_sealed_inside_its_nucleus(ndim):
+    shape = (64, 64) if ndim == 2 else (32, 48, 48)
+    cfg = oc(golgi_offset=(-6, -6), golgi_radius=(2, 2), nucleus_axes=[(8, 8), (8, 8), (8, 8)],
+             elastic=0, n_pairs=(4, 4))
+    labels, classes = nucleus_golgi(np.ones(shape, bool), cfg, np.random.default_rng(0))
+    assert labels.max() >= 2
+    bg = labels == 0
+    for i, c in classes.items():
+        if c == "golgi":  # every Golgi touches the background (it pokes out of the nucleus)
+            assert (ndimage.binary_dilation(labels == i) & bg).any()

@@ -14,7 +14,9 @@ Our reading (the paper gives no more detail):
   ``ρ(û) + offset`` where ρ(û) is the distance from the centre to the ellipsoid surface in
   that direction: the offset is measured from the nucleus surface to the Golgi centre, so
   negative offsets press the Golgi into the nucleus. Where both overlap the Golgi owns the
-  voxels (the nucleus gets an indentation).
+  voxels (the nucleus gets an indentation). The offset is clipped at 1 − r_golgi so the
+  Golgi always reaches the nucleus surface (with −6 px and r = 5 px it would otherwise
+  sit sealed inside the nucleus as a cavity, which real masks do not show).
 - The pair is rotated as a whole by an angle in ``rotation_deg`` about a uniformly random
   axis (3D) or in the plane (2D), then deformed with one elastic B-spline field (std
   ``elastic`` px on a 4^ndim control grid over the pair's box).
@@ -80,7 +82,8 @@ def _pair(shape, centre, axes, cfg: OrganelleConfig, rng):
     ndim = len(shape)
     a = np.array([rng.uniform(*r) for r in axes])
     g = rng.uniform(*cfg.golgi_radius)
-    off = rng.uniform(*cfg.golgi_offset)
+    # a Golgi pressed into the nucleus still reaches its surface (no Golgi sealed inside a nucleus)
+    off = max(rng.uniform(*cfg.golgi_offset), 1.0 - g)
     u = rng.normal(size=ndim)
     u /= np.linalg.norm(u) + 1e-12
     surface = 1.0 / np.sqrt(((u / a) ** 2).sum())  # centre -> ellipsoid surface along u
