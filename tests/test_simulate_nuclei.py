@@ -240,3 +240,17 @@ def test_sh_decay_by_degree_as_printed_is_rougher():
     assert spread["l"] < 0.05 < spread["m"]
     with pytest.raises(ValueError):
         shapes.sh_coefficients(3, 5, 5.0, rng, "k")
+
+
+def test_bad_points_are_refused(rng):
+    from cellsynth.io import InputError
+
+    fg = np.ones((16, 16), bool)
+    with pytest.raises(InputError, match=r"shape \(N, 2\)"):
+        make_nuclei(fg, np.zeros((3, 3)), nc(), rng)
+    with pytest.raises(InputError, match="NaN"):
+        make_nuclei(fg, np.array([[np.nan, 2.0]]), nc(), rng)
+    with pytest.raises(ConfigError, match="boolean"):
+        make_nuclei(fg.astype(np.uint8), np.zeros((1, 2)), nc(), rng)
+    lab, _ = make_nuclei(fg, np.zeros((0, 2)), nc(), rng)
+    assert lab.shape == (16, 16) and lab.max() == 0

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from cellsynth.config import ConfigError, NucleiConfig
+from cellsynth.io import InputError
 from cellsynth.simulate import shapes
 
 
@@ -56,7 +57,14 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     fg = np.asarray(foreground)
     if fg.dtype != bool or fg.ndim not in (2, 3):
         raise ConfigError(f"foreground must be a 2D/3D boolean mask, got {fg.dtype} {fg.shape}")
-    points = np.asarray(points, dtype=float).reshape(-1, fg.ndim) if len(points) else np.zeros((0, fg.ndim))
+    points = np.asarray(points, dtype=float)
+    if points.size == 0:
+        points = np.zeros((0, fg.ndim))
+    if points.ndim != 2 or points.shape[1] != fg.ndim:
+        raise InputError(f"points must have shape (N, {fg.ndim}) for a {fg.ndim}D foreground, "
+                         f"got {points.shape}")
+    if not np.isfinite(points).all():
+        raise InputError("points contain NaN or infinite coordinates")
     ndim = fg.ndim
     scale_ranges = axis_ranges(cfg.axis_scale, ndim, "nuclei.axis_scale")
     model = _shape_model(cfg, ndim) if cfg.shape == "shape_model" else None
