@@ -55,9 +55,13 @@ def nucleus_golgi(foreground: np.ndarray, cfg: OrganelleConfig, rng: np.random.G
     labels = np.zeros(fg.shape, dtype=dtype)
     classes: dict[int, str] = {}
     placed, tries = 0, 0
+    # every nucleus covers a ball of (shortest semi-axis − elastic displacement) around its centre
+    clear = max(min(r[0] for r in axes) - cfg.elastic - 1.0, 0.0)
     while placed < n and tries < _TRIES * n and len(idx):
         tries += 1
         centre = np.array(np.unravel_index(idx[rng.integers(len(idx))], fg.shape), dtype=float)
+        if _occupied_near(labels, centre, clear):
+            continue  # the nucleus would surely overlap: skip the costly rasterisation
         res = _pair(fg.shape, centre, axes, cfg, rng)
         if res is None:
             continue
@@ -76,6 +80,21 @@ def nucleus_golgi(foreground: np.ndarray, cfg: OrganelleConfig, rng: np.random.G
         classes[2 * placed + 2] = "golgi"
         placed += 1
     return labels, classes
+
+
+def _occupied_near(labels: np.ndarray, centre: np.ndarray, radius: float) -> bool:
+    """Whether any labelled voxel lies within ``radius`` of ``centre``."""
+    if radius <= 0:
+        return bool(labels[tuple(np.round(centre).astype(int))])
+    r = int(np.floor(radius))
+    c = np.round(centre).astype(int)
+    lo = np.maximum(c - r, 0)
+    hi = np.minimum(c + r + 1, labels.shape)
+    box = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    if not box.any():
+        return False
+    grids = np.ogrid[tuple(slice(a - ci, b - ci) for a, b, ci in zip(lo, hi, c))]
+    return bool(box[sum(g * g for g in grids) <= radius * radius].any())
 
 
 def _pair(shape, centre, axes, cfg: OrganelleConfig, rng):
