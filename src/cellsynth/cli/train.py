@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
     d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto = CUDA (mixed precision) when available, else CPU")
     d.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    d.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    d.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out (its saved settings are used; "
+                        "--steps sets the new total)")
     d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     d.set_defaults(func=run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

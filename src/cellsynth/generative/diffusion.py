@@ -442,8 +442,8 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
         st = load_file(str(ckpt_dir / "state.safetensors"))
         net.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("net.")})
         ema.shadow = {k[4:]: v.to(dev) for k, v in st.items() if k.startswith("ema.")}
-        _optimizer_from_tensors(opt, {k: v.to(dev) for k, v in st.items() if k.startswith("opt.")},
-                                saved["param_groups"])
+        # load_state_dict moves moments to the parameters' device and keeps Adam's step where it belongs
+        _optimizer_from_tensors(opt, {k: v for k, v in st.items() if k.startswith("opt.")}, saved["param_groups"])
         gen.set_state(st["rng.torch"])
         rng.bit_generator.state = saved["numpy_rng"]
         start, elapsed = int(saved["step"]), float(saved.get("elapsed_s", 0.0))
