@@ -38,9 +38,11 @@ def tiny(tmp_path):
 
 def _settings(tiny, **kw):
     base = dict(train_images=tiny / "train" / "images", train_masks=tiny / "train" / "masks",
-                test=tiny / "test", out=tiny / "report", n=2, steps=2, renderers=("physics", "sketch"),
+                test=tiny / "test", out=tiny / "report", n=2, steps=2,
                 segmenter_patch=[64, 64], segmenter_batch=2, progress=False, verbose=False,
-                shipped_model=tiny / "no-shipped-model")
+                # no shipped model here: the diffusion arm trains a tiny DDPM (a few steps)
+                shipped_model=tiny / "no-shipped-model", diffusion_train_steps=2, diffusion_steps=2,
+                diffusion_train={"channels": [8, 16], "batch_size": 2, "patch_size": [32, 32]})
     base.update(kw)
     return bm.BenchmarkSettings(**base)
 
@@ -50,17 +52,19 @@ def test_benchmark_tiny_all_arms(tiny):
     report = bm.run_benchmark(_settings(tiny))
     out = tiny / "report"
     data = json.loads((out / "report.json").read_text())
-    assert set(data["arms"]) == {"Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Mix2Real", "classical"}
+    assert set(data["arms"]) == {"Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion",
+                                 "Mix2Real", "classical"}
+    assert data["diffusion_model"]["how"].startswith("trained 2 steps")
     for arm in data["arms"].values():
         assert set(arm["per_image"]) == {"im0", "im1", "im2"}
         for m in bm.METRICS:
             assert 0.0 <= arm["summary"][m] <= 1.0
     # the classical baseline finds well-separated bright discs
     assert data["arms"]["classical"]["summary"]["ap50"] > 0.9
-    assert data["best_renderer"] in ("physics", "sketch")
-    assert len(data["tests"]) == 10  # every pair of 5 arms
+    assert data["best_renderer"] in ("physics", "sketch", "diffusion")
+    assert len(data["tests"]) == 15  # every pair of 6 arms
     assert all(0.0 <= t["p_value"] <= 1.0 for t in data["tests"])
-    for r in ("physics", "sketch"):
+    for r in ("physics", "sketch", "diffusion"):
         assert data["image_metrics"][r]["bhattacharyya"] >= 0
     # the fitted config: radius of the 5-px discs
     lo, hi = data["fit"]["overlay"]["scene"]["nuclei"]["radius"]

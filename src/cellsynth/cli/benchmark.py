@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
                    help="seconds for training a diffusion model when none is given/shipped (default 900; quick 60)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
     s.add_argument("--workers", type=int, default=1, help="processes for dataset generation")
+    s.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 on a shared machine)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="torch device")
     s.add_argument("--quick", action="store_true", help="tiny N, few steps, few test images (minutes on a CPU)")
     s.add_argument("--out", required=True, metavar="REPORT", help="report folder")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     renderers = tuple(r.strip() for r in args.renderers.split(",") if r.strip())
     if not renderers:
         raise ConfigError("--renderers: give at least one of physics, sketch, diffusion")
-    for name in ("n", "n_diffusion", "steps", "max_test", "max_train"):
+    for name in ("n", "n_diffusion", "steps", "max_test", "max_train", "threads"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} {v}: must be >= 1")
@@ -74,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
             kw["n_diffusion"] = min(kw["n"], 60)
         settings = BenchmarkSettings(**{k: v for k, v in kw.items() if v is not None or k in
                                         ("train_masks", "config", "diffusion_model", "max_test", "max_train")})
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     report = run_benchmark(settings)
     print(f"{'arm':<20}{'AP@0.5':>8}{'AP@.5:.95':>10}{'Dice':>7}{'SEG':>7}")
     for a, d in report["arms"].items():

@@ -61,6 +61,9 @@ class BenchmarkSettings:
     renderers : which Syn2Real arms to run.
     max_test, max_train : use at most this many test / real training images (None = all).
     diffusion_steps : respaced SDEdit steps (None = the config's).
+    diffusion_budget_s, diffusion_train_steps, diffusion_train : time budget, step cap and
+        :class:`~cellsynth.generative.diffusion.DiffusionTrainConfig` fields of a model trained
+        here (training stops at the first checkpoint after which the budget would be exceeded).
     """
 
     train_images: Path
@@ -80,6 +83,8 @@ class BenchmarkSettings:
     diffusion_budget_s: float = 900.0
     diffusion_train_steps: int = 3000
     diffusion_steps: Optional[int] = None
+    # DiffusionTrainConfig fields for a model trained here (e.g. {"channels": [16, 32, 64]})
+    diffusion_train: Optional[dict] = None
     segmenter_patch: Optional[list[int]] = None
     segmenter_batch: Optional[int] = None
     seed: int = 0
@@ -349,8 +354,10 @@ def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _S
         shutil.rmtree(out)
     images = _link_dataset([(p.stem, p, None) for p in inp.train_images], work / "diffusion_images")
     chunk = max(10, min(250, s.diffusion_train_steps // 10))
-    cfg = DiffusionTrainConfig(steps=chunk, checkpoint_every=chunk,
-                               **({"channels": [16, 32, 64], "batch_size": 8} if s.quick else {}))
+    extra = {"channels": [16, 32, 64], "batch_size": 8} if s.quick else {}
+    extra.update(s.diffusion_train or {})
+    cfg = validate(DiffusionTrainConfig, {"steps": chunk, "checkpoint_every": chunk, **extra},
+                   prefix="diffusion_train.")
     t0, total, resume = time.time(), 0, False
     while total < s.diffusion_train_steps:
         total = min(total + chunk, s.diffusion_train_steps)
