@@ -15,8 +15,8 @@ from cellsynth.cli import main
 from cellsynth.config import ConfigError
 from cellsynth.evaluate.augment import AugmentConfig, augment_pair
 from cellsynth.evaluate.segmenter import (SegmenterConfig, instances_from_probabilities, load_segmenter,
-                                          normalize, read_training_pairs, three_class_target,
-                                          train_segmenter)
+                                          TOUCHING, normalize, read_training_pairs, three_class_target,
+                                          train_segmenter, training_target)
 from cellsynth.io import InputError, write_tiff
 
 torch.set_num_threads(1)
@@ -77,6 +77,17 @@ def test_three_class_target_hand_made():
         [0, 1, 1, 1, 1, 1, 1, 1, 0],
         [0, 0, 0, 0, 0, 0, 0, 0, 0]], np.uint8)
     np.testing.assert_array_equal(t, expected)
+
+
+def test_training_target_marks_touching_boundaries():
+    lab = np.zeros((7, 9), np.uint16)
+    lab[1:6, 1:5] = 1
+    lab[1:6, 5:8] = 2
+    t = training_target(lab)
+    three = three_class_target(lab)
+    touching = t == TOUCHING
+    assert touching[1:6, 4:6].all() and touching.sum() == 10  # the two columns at the contact
+    np.testing.assert_array_equal(np.where(touching, 1, t), three)
 
 
 def test_three_class_target_3d():

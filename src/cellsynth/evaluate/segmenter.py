@@ -40,6 +40,7 @@ FORMAT = "cellsynth-segmenter"
 FORMAT_VERSION = 1
 CLASSES = ("background", "boundary", "interior")
 IGNORE = 255  # target value of padded pixels (no loss there)
+TOUCHING = 3  # training-target value: boundary pixel next to another object (class 1, extra weight)
 
 PosInt = Annotated[int, Field(ge=1)]
 
@@ -64,7 +65,7 @@ class SegmenterConfig(Strict):
 
     # U-Net (cellsynth.nn.unet.UNet): feature channels per level, blocks per level,
     # optional per-level strides for anisotropic 3D, e.g. [[1,2,2],[2,2,2]]
-    channels: list[PosInt] = [16, 32, 64]
+    channels: list[PosInt] = [16, 32, 64, 128]
     blocks_per_level: PosInt = 1
     strides: Optional[list[list[PosInt]]] = None
     # training patch (Z)YX; None = 128² in 2D, 32×64×64 in 3D
@@ -78,6 +79,9 @@ class SegmenterConfig(Strict):
     # frequencies of the training targets (∝ 1/√frequency)
     class_weights: Optional[tuple[PosFloat, PosFloat, PosFloat]] = None
     dice_weight: Annotated[float, Field(ge=0)] = 0.5
+    # extra cross-entropy weight factor on boundary pixels that touch another object
+    # (the U-Net paper's border weighting: separating touching objects is what matters)
+    touching_weight: Annotated[float, Field(ge=1)] = 3.0
     # per-image percentile normalisation (low, high) -> [0, 1]
     percentiles: tuple[float, float] = (1.0, 99.8)
     # fraction of patches centred on a random object pixel (sparse images)
@@ -182,6 +186,22 @@ def instances_from_probabilities(probs: np.ndarray, seed_threshold: float = 0.5,
     return finish_labels(labels, min_size)
 
 
+def training_target(labels: np.ndarray) -> np.ndarray:
+    """:func:`three_class_target` with boundary pixels that touch another object set to ``TOUCHING``."""
+    labels = np.asarray(labels)
+    target = three_class_target(labels)
+    if labels.max() == 0:
+        return target
+    cross = ndi.generate_binary_structure(labels.ndim, 1)
+    big = np.iinfo(np.int64).max
+    lab = labels.astype(np.int64)
+    hi = ndi.maximum_filter(lab, footprint=cross, mode="nearest")
+    lo = ndi.minimum_filter(np.where(lab == 0, big, lab), footprint=cross, mode="nearest")
+    touching = (lab > 0) & ((hi != lab) | ((lo != lab) & (lo != big)))
+    target[touching] = TOUCHING
+    return target
+
+
 # --------------------------------------------------------------------------- data
 def read_training_pairs(datasets: Sequence[str | Path]) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Read and validate every (image, mask) pair of the dataset folders.
@@ -252,7 +272,8 @@ def class_weights_from(targets: list[np.ndarray]) -> list[float]:
     """Cross-entropy weights ∝ 1/√(class frequency), normalised to mean 1 over the pixels."""
     counts = np.zeros(3, np.float64)
     for t in targets:
-        counts += np.bincount(t.ravel(), minlength=IGNORE + 1)[:3]
+        c = np.bincount(t.ravel(), minlength=IGNORE + 1)
+        counts += [c[0], c[1] + c[TOUCHING], c[2]]
     freq = np.maximum(counts / max(counts.sum(), 1.0), 1e-4)
     w = 1.0 / np.sqrt(freq)
     w = w / float((w * freq).sum() / freq.sum())
@@ -260,12 +281,19 @@ def class_weights_from(targets: list[np.ndarray]) -> list[float]:
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                      dice_weight: float) -> torch.Tensor:
+                      dice_weight: float, pixel_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Weighted cross-entropy + ``dice_weight`` · (1 − mean soft Dice over the 3 classes).
 
-    ``target`` holds class indices with -100 where padded (ignored by both terms).
+    ``target`` holds class indices with -100 where padded (ignored by both terms);
+    ``pixel_weight`` (same shape) multiplies the per-pixel cross-entropy (class weight ×
+    pixel weight, normalised by their sum as in ``F.cross_entropy``).
     """
-    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+    if pixel_weight is None:
+        ce = F.cross_entropy(logits, target, weight=weight, ignore_index=-100)
+    else:
+        valid = target >= 0
+        w = weight[target.clamp(min=0)] * pixel_weight * valid
+        ce = (F.cross_entropy(logits, target, ignore_index=-100, reduction="none") * w).sum() / w.sum().clamp(min=1e-8)
     if dice_weight <= 0:
         return ce
     valid = (target >= 0).unsqueeze(1)
@@ -467,7 +495,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     rng = np.random.default_rng(cfg.seed)
     images = [img for _, img, _ in pairs]
     norms = [normalization_range(img, cfg.percentiles) for img in images]
-    targets = [three_class_target(m) for _, _, m in pairs]
+    targets = [training_target(m) for _, _, m in pairs]
     weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
     sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng)
     del pairs
@@ -487,9 +515,11 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
             ys.append(y)
         xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
         yb = torch.from_numpy(np.stack(ys).astype(np.int64))
+        pw = 1.0 + (cfg.touching_weight - 1.0) * (yb == TOUCHING).float()
+        yb[yb == TOUCHING] = 1
         yb[yb == IGNORE] = -100
-        yb = yb.to(dev)
-        loss = segmentation_loss(net(xb), yb, w, cfg.dice_weight)
+        yb, pw = yb.to(dev), pw.to(dev)
+        loss = segmentation_loss(net(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -511,7 +541,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
         "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
         "training": {"datasets": [str(Path(d)) for d in datasets], "n_images": len(images), "patch": patch,
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
-                     "dice_weight": cfg.dice_weight, "seed": cfg.seed, "device": str(dev),
+                     "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed, "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
         "versions": _versions(),
