@@ -105,7 +105,7 @@ class BenchmarkSettings:
 
 def quick_settings(**kw) -> BenchmarkSettings:
     """Tiny N, few steps, few test images: minutes on 2 CPU cores."""
-    base = dict(n=8, n_diffusion=4, steps=60, max_test=6, max_train=24, fit_images=24,
+    base = dict(n=8, n_diffusion=4, steps=40, max_test=5, max_train=24, fit_images=24,
                 diffusion_budget_s=60.0, diffusion_train_steps=200, diffusion_steps=8,
                 segmenter_patch=None, segmenter_batch=4, quick=True)
     base.update({k: v for k, v in kw.items() if v is not None})
