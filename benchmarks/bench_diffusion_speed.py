@@ -118,7 +118,7 @@ def main() -> None:
         t = timed(lambda: D.sdedit(m3, vol, t_start=400, steps=args.k3d, seed=0))
         per_step = t / args.k3d
         res["3d"] = {"volume": [64, 256, 256], "measured_steps": args.k3d, "measured_s": t,
-                     "s_per_step": per_step, "tile": tiling.auto_tile(vol.shape, m3.net.divisor),
+                     "s_per_step": per_step, "tile": tiling.auto_tile(vol.shape, m3.net.divisor, None, 0.125),
                      "n_parameters": sum(p.numel() for p in m3.net.parameters()),
                      "estimated_s_per_volume": {k: per_step * k for k in args.ks}}
         print("3D", res["3d"], flush=True)
@@ -145,8 +145,9 @@ def main() -> None:
         k = torch.tensor([200.0])
         pred = lambda p: net(p, k.expand(p.shape[0]))
         res["tiling"] = []
+        auto = tiling.auto_tile((992, 992), net.divisor, None, 0.125)
         for size, tile, overlap in [(992, [992, 992], 0.0), (992, [512, 512], 32 / 512),
-                                    (992, [256, 256], 0.125), (992, [256, 256], 0.25)]:
+                                    (992, auto, 0.125), (992, [256, 256], 0.25)]:
             x = torch.randn((1, 1, size, size), generator=torch.Generator().manual_seed(0))
             with torch.no_grad():
                 t = timed(lambda: tiling.tiled_predict(x, pred, tile, overlap=overlap), repeats=3)

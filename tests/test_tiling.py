@@ -30,9 +30,10 @@ def test_random_flip_rot_keeps_values(rng):
 def test_auto_tile():
     assert tiling.auto_tile((20, 28), [4, 4]) == [20, 28]
     assert tiling.auto_tile((21, 30), [4, 4]) == [24, 32]
-    assert tiling.auto_tile((2000, 2000), [4, 4]) == [2000, 2000]
-    assert tiling.auto_tile((3000, 3000), [4, 4]) == [1024, 1024]
-    assert tiling.auto_tile((100, 600, 600), [2, 4, 4]) == [64, 256, 256]
+    assert tiling.auto_tile((512, 512), [4, 4]) == [512, 512]
+    # balanced tiles: 992 = 5 tiles of 224 overlapping by 32 (≤ 256 each)
+    assert tiling.auto_tile((992, 992), [4, 4], overlap=0.125) == [224, 224]
+    assert tiling.auto_tile((64, 256, 256), [2, 4, 4], overlap=0.125) == [64, 96, 96]
     assert tiling.auto_tile((3, 9, 47), [2, 4, 4], tile=[4, 15, 16]) == [4, 12, 16]
     with pytest.raises(ValueError):
         tiling.auto_tile((10, 10), [2, 2], tile=[8, 8, 8])

@@ -18,9 +18,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-# Whole images up to this many pixels/voxels (2048², 64×256×256) are processed as one tile by default.
-MAX_SINGLE_TILE = 2 ** 22
-DEFAULT_TILE = {2: [1024, 1024], 3: [64, 256, 256]}
+# Whole images up to this many pixels/voxels are processed as one tile by default; larger ones
+# in balanced tiles of about DEFAULT_TILE (on CPU, ~256² tiles run faster per pixel than one
+# huge tile: benchmarks/RESULTS.md).
+MAX_SINGLE_TILE = 512 * 512
+DEFAULT_TILE = {2: [256, 256], 3: [64, 128, 128]}
 
 
 def random_patch(image: np.ndarray, patch_size: Sequence[int], rng: np.random.Generator) -> np.ndarray:
@@ -49,27 +51,35 @@ def random_flip_rot(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(patch)
 
 
-def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Optional[Sequence[int]] = None) -> list[int]:
+def _round_up(v: float, d: int) -> int:
+    return int(math.ceil(v / d) * d)
+
+
+def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Optional[Sequence[int]] = None,
+              overlap: float = 0.125) -> list[int]:
     """The tile size actually used for an image of ``shape``.
 
-    ``tile=None``: the whole image when it has at most :data:`MAX_SINGLE_TILE` pixels,
-    otherwise :data:`DEFAULT_TILE` (1024² px in 2D, 64×256×256 voxels in 3D). Every tile axis is rounded
-    up to a multiple of the network ``divisor`` and capped at the (divisor-rounded)
-    image size, so images smaller than a tile are processed in one padded tile.
+    ``tile`` given: rounded up to a multiple of the network ``divisor`` per axis and capped at
+    the (divisor-rounded) image size, so images smaller than a tile run as one padded tile.
+    ``tile=None``: the whole image when it has at most :data:`MAX_SINGLE_TILE` pixels; otherwise,
+    per axis, the fewest tiles of at most :data:`DEFAULT_TILE` that cover it with the given
+    ``overlap``, made equal in size (n·tile − (n−1)·overlap ≈ size) so little work is wasted.
     """
     nd = len(shape)
-    if tile is None:
-        if math.prod(shape) <= MAX_SINGLE_TILE:
-            tile = list(shape)
-        else:
-            tile = DEFAULT_TILE[nd]
-    if len(tile) != nd:
+    if tile is not None and len(tile) != nd:
         raise ValueError(f"tile {list(tile)} needs one entry per image axis of shape {tuple(shape)}")
+    if tile is None and math.prod(shape) <= MAX_SINGLE_TILE:
+        tile = list(shape)
+    if tile is not None:
+        return [min(_round_up(int(t), d), _round_up(s, d)) for s, t, d in zip(shape, tile, divisor)]
     out = []
-    for s, t, d in zip(shape, tile, divisor):
-        t = int(math.ceil(int(t) / d) * d)
-        s_up = int(math.ceil(s / d) * d)
-        out.append(min(t, s_up))
+    for s, t, d in zip(shape, DEFAULT_TILE[nd], divisor):
+        if s <= t:
+            out.append(_round_up(s, d))
+            continue
+        o = overlap * t
+        n = math.ceil((s - o) / (t - o))
+        out.append(min(_round_up((s + (n - 1) * o) / n, d), _round_up(t, d)))
     return out
 
 

@@ -606,8 +606,9 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
     steps : K, number of reverse steps of the respaced sampler; K ≥ t_start runs the full chain.
     sigma : Gaussian blur σ (px) of the sketch before noising (paper: σ = 1).
     generator / seed : CPU ``torch.Generator`` (or a seed for one): same seed → same image.
-    tile, overlap : tile size ((Z)YX; None = the whole image up to 2²² px, else 1024² / 64×256²)
-        and fractional overlap; ε of overlapping tiles is blended at every step.
+    tile, overlap : tile size ((Z)YX; None = the whole image up to 512² px, else balanced tiles
+        of at most 256² / 64×128² (:func:`cellsynth.tiling.auto_tile`)) and fractional overlap;
+        ε of overlapping tiles is blended at every step.
     match_intensities : map sketch levels (``sketch_levels`` = background, dimmest, brightest
         object) to the model's stored background/foreground statistics (overridable with
         ``background`` and ``foreground`` = (low, high) in model units [-1, 1]).
@@ -629,7 +630,7 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
     if sigma > 0:
         from scipy.ndimage import gaussian_filter
         x0 = gaussian_filter(x0, sigma=float(sigma), mode="reflect")
-    tile_used = tiling.auto_tile(x0.shape, model.net.divisor, tile)
+    tile_used = tiling.auto_tile(x0.shape, model.net.divisor, tile, overlap)
     padded, crop = tiling.pad_for_tiles(x0, tile_used)
     g = _make_generator(generator, seed)
     dev = next(model.net.parameters()).device
