@@ -8,6 +8,7 @@ Sizes in the scene section are in pixels/voxels unless the name says µm;
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -434,7 +435,9 @@ def list_presets() -> dict[str, str]:
     for f in sorted(resources.files("cellsynth.presets").iterdir(), key=lambda p: p.name):
         if f.name.endswith(".yaml"):
             data = yaml.safe_load(f.read_text())
-            out[f.name[:-5]] = f"{data.get('description', '')} [{data.get('reference', '')}]"
+            seeds = sorted(set(re.findall(r"seed 00\d", data.get("reference", ""))))
+            cite = ", ".join(seeds) if seeds else "measured on real data"
+            out[f.name[:-5]] = f"{data.get('description', '')} [{cite}]"
     return out
 
 
