@@ -7,7 +7,7 @@ from pathlib import Path
 
 # (preset, renderer, n, overrides) — sizes cut down so the whole demo runs in about a minute on 2 cores.
 DEMO = [
-    ("nuclei2d-dsb", "physics", 2, []),
+    ("nuclei2d-dsb", "diffusion", 2, ["render.diffusion.steps=25"]),
     ("nuclei3d-celegans", "physics", 2, ["scene.shape=[32,96,128]", "scene.placement.n_points=[10,25]"]),
     ("membrane3d-meristem", "physics", 2, ["scene.shape=[40,128,128]", "scene.placement.n_points=[120,160]",
                                            "scene.placement.layer_thickness=10", "scene.placement.min_distance=9"]),
