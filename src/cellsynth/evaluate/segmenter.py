@@ -49,9 +49,11 @@ PosInt = Annotated[int, Field(ge=1)]
 class PostprocessConfig(Strict):
     """Seeded watershed from the three probability maps."""
 
-    # seeds: connected components of P(interior) > seed_threshold with >= min_seed_size pixels
-    seed_threshold: Fraction = 0.5
-    min_seed_size: Annotated[int, Field(ge=0)] = 4
+    # seeds: connected components of P(interior) > seed_threshold with >= min_seed_size pixels.
+    # A high threshold keeps touching objects apart (chosen on DSB 2018 train images:
+    # AP@0.5 0.69 at 0.5 -> 0.75 at 0.9); foreground without a seed still becomes an object.
+    seed_threshold: Fraction = 0.9
+    min_seed_size: Annotated[int, Field(ge=0)] = 10
     # foreground: 1 - P(background) > foreground_threshold
     foreground_threshold: Fraction = 0.5
     # objects smaller than min_size pixels/voxels are removed
@@ -88,7 +90,7 @@ class SegmenterConfig(Strict):
     p_foreground: Fraction = 0.5
     augment: AugmentConfig = AugmentConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
-    # inference tile (None = patch), tile overlap fraction, tiles per forward pass
+    # inference tile (None = the patch with Y and X doubled), tile overlap fraction, tiles per pass
     tile: Optional[list[PosInt]] = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
     sw_batch_size: PosInt = 4
@@ -113,6 +115,11 @@ class SegmenterConfig(Strict):
 
 def default_patch(ndim: int) -> list[int]:
     return [128, 128] if ndim == 2 else [32, 64, 64]
+
+
+def default_tile(patch: Sequence[int]) -> list[int]:
+    """Inference tile: the training patch with Y and X doubled (more context, fewer seams)."""
+    return list(patch[:-2]) + [2 * p for p in patch[-2:]]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -478,7 +485,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     pairs = read_training_pairs(datasets)
     ndim = pairs[0][1].ndim
     patch = list(cfg.patch) if cfg.patch is not None else default_patch(ndim)
-    tile = list(cfg.tile) if cfg.tile is not None else patch
+    tile = list(cfg.tile) if cfg.tile is not None else default_tile(patch)
     unet_args = {"spatial_dims": ndim, "in_channels": 1, "out_channels": 3, "channels": list(cfg.channels),
                  "blocks_per_level": cfg.blocks_per_level, "time_embedding": False,
                  "strides": [list(s) for s in cfg.strides] if cfg.strides is not None else None}
