@@ -50,6 +50,9 @@ def main() -> int:
         print(f"skipped: {DATA} not present", file=sys.stderr)
         return 0
     torch.set_num_threads(args.threads)
+    # the code measured is the code at the start (others commit while this runs)
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                         text=True).stdout.strip()
     from cellsynth.dataset import read_pairs
     from cellsynth.evaluate.classical import classical_segment
     from cellsynth.evaluate.segmenter import SegmenterConfig, load_segmenter, train_segmenter
@@ -78,8 +81,6 @@ def main() -> int:
     t_cl = time.time() - t0
     s_unet, s_cl = score(gts, preds), score(gts, cl)
 
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                         text=True).stdout.strip()
     load = open("/proc/loadavg").read().split()[0] if Path("/proc/loadavg").exists() else "?"
     cmd = "benchmarks/bench_segmenter.py " + " ".join(sys.argv[1:])
     tr = seg.config["training"]
