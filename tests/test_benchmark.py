@@ -79,10 +79,12 @@ def test_scores_and_tests():
     gt = np.zeros((32, 32), np.uint16)
     gt[2:10, 2:10], gt[20:28, 20:28] = 1, 2
     s = bm.score_image(gt, gt)
-    assert s == {"ap50": 1.0, "ap50_95": 1.0, "dice": 1.0, "seg": 1.0}
+    assert {k: s[k] for k in bm.METRICS} == {"ap50": 1.0, "ap50_95": 1.0, "dice": 1.0, "seg": 1.0}
+    assert (s["n_true"], s["n_pred"], s["precision50"], s["recall50"]) == (2, 2, 1.0, 1.0)
     half = gt.copy()
     half[half == 2] = 0
-    assert bm.score_image(gt, half)["ap50"] == pytest.approx(0.5)
+    s = bm.score_image(gt, half)
+    assert s["ap50"] == pytest.approx(0.5) and s["recall50"] == 0.5 and s["precision50"] == 1.0
     arms = {"a": {"per_image": {str(i): {"ap50": 0.9 + 0.01 * i} for i in range(8)}},
             "b": {"per_image": {str(i): {"ap50": 0.1 + 0.01 * i} for i in range(8)}}}
     t = bm.ranksum_tests(arms)

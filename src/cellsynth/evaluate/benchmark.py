@@ -258,9 +258,13 @@ def score_image(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """AP@0.5, AP@0.5:0.95, foreground Dice and SEG of one predicted instance mask."""
     from . import segmentation as segm
 
-    acc = np.asarray(segm.average_precision(gt, pred, thresholds=IOU_THRESHOLDS)["accuracy"], float)
+    ms = segm.matching(gt, pred, thresh=list(IOU_THRESHOLDS))  # one overlap, all thresholds
+    acc = np.asarray([m["accuracy"] for m in ms], float)  # tp / (tp + fp + fn), the DSB "AP"
     return {"ap50": float(acc[0]), "ap50_95": float(acc.mean()),
-            "dice": float(segm.dice(gt, pred)), "seg": float(segm.seg_score(gt, pred))}
+            "dice": float(segm.dice(gt, pred)), "seg": float(segm.seg_score(gt, pred)),
+            # what drives AP@0.5: missed (recall) vs spurious/split (precision) objects
+            "precision50": float(ms[0]["precision"]), "recall50": float(ms[0]["recall"]),
+            "n_true": int(ms[0]["n_true"]), "n_pred": int(ms[0]["n_pred"])}
 
 
 def score_arm(predict: Callable[[np.ndarray], np.ndarray], test_pairs: list, progress: bool = True,
@@ -285,6 +289,11 @@ def summarize_arm(per: dict[str, dict]) -> dict[str, float]:
         v = v[np.isfinite(v)]  # SEG is undefined (NaN) on images without objects
         out[m] = float(v.mean()) if v.size else float("nan")
         out[m + "_median"] = float(np.median(v)) if v.size else float("nan")
+    for m in ("precision50", "recall50"):
+        v = np.asarray([s[m] for s in per.values() if m in s], float)
+        out[m] = float(v.mean()) if v.size else float("nan")
+    out["n_true"] = int(sum(s.get("n_true", 0) for s in per.values()))
+    out["n_pred"] = int(sum(s.get("n_pred", 0) for s in per.values()))
     out["n_images"] = len(per)
     return out
 

@@ -186,9 +186,12 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
     rows = []
     for a, d in arms.items():
         s = d["summary"]
-        rows.append([a] + [s[m] for m in METRIC_NAMES] + [s["n_images"], d["training"]])
+        rows.append([a] + [s[m] for m in METRIC_NAMES] + [s.get("precision50"), s.get("recall50"),
+                                                         s.get("n_pred"), s.get("n_true"), s["n_images"],
+                                                         d["training"]])
     parts.append("<h2>Scores (mean over test images)</h2>")
-    parts.append(_table(["arm"] + list(METRIC_NAMES.values()) + ["images", "trained on"], rows))
+    parts.append(_table(["arm"] + list(METRIC_NAMES.values()) + ["precision@0.5", "recall@0.5", "objects found",
+                                                                 "objects true", "images", "trained on"], rows))
     t = report.get("targets") or {}
     if t:
         parts.append("<p>" + "; ".join(f"{html.escape(k)}: {html.escape(_fmt(v))}" for k, v in t.items()) + "</p>")
