@@ -10,7 +10,8 @@ probability (or the negative distance to the background) inside the foreground
 
 Training uses random patches (small images padded, padding ignored by the loss),
 augmentation from :mod:`.augment` (seed 000: flips, rotation, noise, intensity scaling),
-weighted cross-entropy + soft Dice, Adam and a fixed step budget. Images are normalised
+cross-entropy weighted per class (∝ 1/√frequency) and, ×``touching_weight``, on boundaries
+between touching objects, + soft Dice, Adam with cosine decay and a fixed step budget. Images are normalised
 per image to their (1, 99.8) percentiles; the percentiles are saved with the model.
 Prediction of any size is tiled with MONAI's ``sliding_window_inference`` (overlap,
 Gaussian blending). A model directory holds ``config.json`` and ``weights.safetensors``.
