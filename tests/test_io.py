@@ -63,3 +63,11 @@ def test_remove_partials(tmp_path):
     (tmp_path / "keep.tif").write_bytes(b"1")
     assert remove_partials(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]
+
+
+def test_written_files_get_usual_permissions(tmp_path):
+    import os
+    p = write_tiff(tmp_path / "p.tif", np.zeros((4, 4), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)

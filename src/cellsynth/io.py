@@ -15,6 +15,8 @@ import numpy as np
 import tifffile
 
 IMAGE_SUFFIXES = (".tif", ".tiff")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class InputError(ValueError):
@@ -100,6 +102,7 @@ def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     return Path(tmp)
 
 
