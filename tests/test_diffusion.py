@@ -294,7 +294,13 @@ def test_diffusion_renderer_from_scene(model2d):
     labels[14:22, 18:28] = 2
     scene = Scene(labels=labels, foreground=np.ones_like(labels, bool), spacing=(1.0, 1.0),
                   classes={1: "nucleus", 2: "nucleus"})
-    r = DiffusionRenderer(DiffusionRenderConfig(model=model2d.path, t_start=30, steps=3), SketchConfig())
+    before = torch.get_num_threads()
+    try:
+        r = DiffusionRenderer(DiffusionRenderConfig(model=model2d.path, t_start=30, steps=3, threads=1),
+                              SketchConfig())
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     a = r.render(scene, np.random.default_rng(0))
     b = r.render(scene, np.random.default_rng(0))
     assert a.shape == labels.shape and a.dtype == np.float32 and np.array_equal(a, b)

@@ -49,6 +49,9 @@ class DiffusionRenderer:
         from ..generative.diffusion import load_model
         self.cfg = cfg or DiffusionRenderConfig()
         self.sketch_cfg = sketch_cfg or SketchConfig()
+        if self.cfg.threads:
+            import torch
+            torch.set_num_threads(self.cfg.threads)  # process-wide, as torch allows nothing finer
         self.model_path = Path(self.cfg.model) if self.cfg.model is not None else default_model_path()
         self.model = load_model(self.model_path, device=self.cfg.device)  # validates before any output
 
