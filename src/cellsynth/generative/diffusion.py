@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..config import ConfigError, Strict, load_yaml, validate
+from ..config import ConfigError, Strict, validate
 from ..io import InputError, list_images, read_image
 from ..nn.unet import UNet
 from .. import tiling
@@ -471,7 +471,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     net.train()
     t0 = t_prev = time.perf_counter()
     run_s = 0.0
-    for step in range(start + 1, cfg.steps + 1):  # noqa: B007
+    for step in range(start + 1, cfg.steps + 1):
         x0 = torch.from_numpy(sample_batch()).to(dev)
         k = torch.randint(0, schedule.T, (cfg.batch_size,), generator=gen).to(dev)
         noise = torch.randn(x0.shape, generator=gen).to(dev)
@@ -592,7 +592,7 @@ def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start
 def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int = 400, steps: int = 50,
            sigma: float = 1.0, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
            tile: Optional[Sequence[int]] = None, overlap: float = 0.125, match_intensities: bool = True,
-           sketch_levels: Sequence[float] = (0.0, 0.5, 1.0), background: Optional[float] = None,
+           sketch_levels: Optional[Sequence[float]] = None, background: Optional[float] = None,
            foreground: Optional[Sequence[float]] = None, output: Literal["unit", "model", "raw"] = "unit",
            batch_size: int = 4, progress: bool = False) -> np.ndarray:
     """SDEdit (Meng et al.; seed 003): a realistic image from a sketch, any size, 2D or 3D.
@@ -610,7 +610,8 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
         of at most 256² / 64×128² (:func:`cellsynth.tiling.auto_tile`)) and fractional overlap;
         ε of overlapping tiles is blended at every step.
     match_intensities : map sketch levels (``sketch_levels`` = background, dimmest, brightest
-        object) to the model's stored background/foreground statistics (overridable with
+        object; None = those of the default :class:`~cellsynth.config.SketchConfig`) to the
+        model's stored background/foreground statistics (overridable with
         ``background`` and ``foreground`` = (low, high) in model units [-1, 1]).
     output : "unit" → float32 in [0, 1]; "model" → [-1, 1]; "raw" → the training images'
         typical raw intensity range (float32).
@@ -625,6 +626,10 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
     if not 1 <= int(t_start) <= model.schedule.T:
         raise ConfigError(f"t_start = {t_start}: must be in 1..{model.schedule.T}")
     s = sketch.astype(np.float32)
+    if sketch_levels is None:
+        from ..config import SketchConfig
+        d = SketchConfig()
+        sketch_levels = (d.background, *d.intensity)
     x0 = map_sketch_intensities(s, model.intensity, sketch_levels, background, foreground) \
         if match_intensities else s * 2 - 1
     if sigma > 0:
