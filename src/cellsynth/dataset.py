@@ -32,6 +32,7 @@ from .scene import Scene
 MANIFEST = "manifest.json"
 RECORDS = ".cellsynth"
 MANIFEST_FORMAT = 1
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def sample_name(i: int) -> str:
@@ -251,9 +252,21 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
         else:
             job_w = _Job(cfg, renderer, seed, out, labels_files, threads=max(1, (os.cpu_count() or 1) // workers))
             ctx = get_context("spawn")  # torch and threads do not survive fork safely
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(job_w,)) as pool:
-                futures = [pool.submit(_worker_make, i) for i in todo]
+            # one BLAS/OpenMP thread per worker: the workers already fill the cores, and nested
+            # thread pools would oversubscribe them (spawned children inherit the environment)
+            saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+            os.environ.update({k: str(job_w.threads) for k in _THREAD_VARS})
+            try:
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                           initargs=(job_w,))
+                futures = [pool.submit(_worker_make, i) for i in todo]  # starts the workers
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            with pool:
                 for f in as_completed(futures):
                     f.result()
                     bar.update(1)
