@@ -122,3 +122,23 @@ def test_benchmark_bad_inputs(tiny, capsys):
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--renderers", "oil-paint"])
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--diffusion-model", str(tiny)])
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--n", "0"])
+
+
+@pytest.mark.slow
+def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
+    """The `--quick` Syn2Real benchmark CI runs on the real DSB 2018 data (about 4-5 min on 2 cores)."""
+    dsb = shared_data / "nuclei2d-dsb2018"
+    out = tmp_path / "report"
+    rc = main(["benchmark", "syn2real", "--train-images", str(dsb / "train" / "images"),
+               "--train-masks", str(dsb / "train" / "masks"), "--test", str(dsb / "val"),
+               "--preset", "nuclei2d-dsb", "--quick", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert (out / "report.html").stat().st_size > 10_000
+    for arm in ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real",
+                "classical"):
+        summary = report["arms"][arm]["summary"]
+        assert 0.0 <= summary["ap50"] <= 1.0 and summary["n_images"] >= 1
+        assert len(report["arms"][arm]["per_image"]) == summary["n_images"]
+    # the classical baseline finds a fair share of the real nuclei even on the quick settings
+    assert report["arms"]["classical"]["summary"]["ap50"] > 0.3
