@@ -187,16 +187,18 @@ def brute_force(gt, pred, thr):
             inter = np.sum((gt == i) & (pred == j))
             union = np.sum((gt == i) | (pred == j))
             iou[a, b] = inter / union
-    best = (0, 0.0)
+    # StarDist's objective: most pairs with IoU >= thr, ties broken by the total IoU of *all*
+    # assigned pairs (its cost -(iou >= thr) - iou / (2 n_matched) also counts sub-threshold pairs)
+    best = (0, 0.0, 0.0)
     if len(gids) <= len(pids):
-        for perm in itertools.permutations(range(len(pids)), len(gids)):
-            s = [iou[a, b] for a, b in enumerate(perm) if iou[a, b] >= thr]
-            best = max(best, (len(s), sum(s)))
+        pairs_of = (list(enumerate(perm)) for perm in itertools.permutations(range(len(pids)), len(gids)))
     else:
-        for perm in itertools.permutations(range(len(gids)), len(pids)):
-            s = [iou[a, b] for b, a in enumerate(perm) if iou[a, b] >= thr]
-            best = max(best, (len(s), sum(s)))
-    return len(gids), len(pids), best
+        pairs_of = ([(a, b) for b, a in enumerate(perm)]
+                    for perm in itertools.permutations(range(len(gids)), len(pids)))
+    for pairs in pairs_of:
+        s = [iou[a, b] for a, b in pairs if iou[a, b] >= thr]
+        best = max(best, (len(s), sum(iou[a, b] for a, b in pairs), sum(s)))
+    return len(gids), len(pids), (best[0], best[2])
 
 
 @settings(max_examples=30, deadline=None)
