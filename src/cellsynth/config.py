@@ -36,6 +36,17 @@ def _ordered(v):
     return v
 
 
+def _axis_ranges(v, what: str):
+    """One positive (low, high) range per axis, (Z)YX."""
+    if not 2 <= len(v) <= 3:
+        raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
+    for r in v:
+        _ordered(r)
+        if r[0] <= 0:
+            raise ValueError(f"{what} must be > 0, got {tuple(r)}")
+    return v
+
+
 Range = tuple[float, float]
 """A (low, high) range from which a value is drawn uniformly."""
 
@@ -129,13 +140,7 @@ class NucleiConfig(Strict):
     @field_validator("axis_scale")
     @classmethod
     def _axes(cls, v):
-        if not 2 <= len(v) <= 3:
-            raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
-        for r in v:
-            _ordered(r)
-            if r[0] <= 0:
-                raise ValueError(f"axis scales must be > 0, got {tuple(r)}")
-        return v
+        return _axis_ranges(v, "axis scales")
 
 
 class MembraneConfig(Strict):
@@ -183,13 +188,7 @@ class OrganelleConfig(Strict):
     @field_validator("nucleus_axes")
     @classmethod
     def _axes(cls, v):
-        if not 2 <= len(v) <= 3:
-            raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
-        for r in v:
-            _ordered(r)
-            if r[0] <= 0:
-                raise ValueError(f"semi-axes must be > 0, got {tuple(r)}")
-        return v
+        return _axis_ranges(v, "semi-axes")
 
 
 class SceneConfig(Strict):
