@@ -36,14 +36,20 @@ def _ordered(v):
     return v
 
 
+def _positive_range(v, what: str):
+    """An ordered (low, high) range with low > 0."""
+    _ordered(v)
+    if v[0] <= 0:
+        raise ValueError(f"{what} must be > 0, got {tuple(v)}")
+    return v
+
+
 def _axis_ranges(v, what: str):
     """One positive (low, high) range per axis, (Z)YX."""
     if not 2 <= len(v) <= 3:
         raise ValueError(f"one (low, high) range per axis, (Z)YX, 2 or 3 of them; got {len(v)}")
     for r in v:
-        _ordered(r)
-        if r[0] <= 0:
-            raise ValueError(f"{what} must be > 0, got {tuple(r)}")
+        _positive_range(r, what)
     return v
 
 
@@ -132,10 +138,7 @@ class NucleiConfig(Strict):
     @field_validator("radius")
     @classmethod
     def _radius(cls, v):
-        _ordered(v)
-        if v[0] <= 0:
-            raise ValueError(f"radius must be > 0 px, got {tuple(v)}")
-        return v
+        return _positive_range(v, "radius (px)")
 
     @field_validator("axis_scale")
     @classmethod
@@ -160,10 +163,7 @@ class MembraneConfig(Strict):
     @field_validator("gamma")
     @classmethod
     def _g(cls, v):
-        _ordered(v)
-        if v[0] <= 0:
-            raise ValueError(f"γ must be > 0, got {tuple(v)}")
-        return v
+        return _positive_range(v, "γ")
 
 
 class OrganelleConfig(Strict):

@@ -5,7 +5,9 @@ wrong, so callers can validate all inputs before writing any output.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -46,7 +48,9 @@ def read_image(path: str | Path, ndim: Optional[Iterable[int]] = (2, 3)) -> np.n
     if not path.is_file():
         raise InputError(f"file '{path}' does not exist")
     try:
-        arr = tifffile.imread(path)
+        # tifffile logs a warning for a broken page table and returns nothing; we raise one line instead
+        with _quiet_tifffile():
+            arr = tifffile.imread(path)
     except Exception as e:  # tifffile raises several types for corrupt files
         raise InputError(f"file '{path}' is not a readable TIFF ({type(e).__name__}: {str(e)[:80]})") from None
     arr = np.squeeze(np.asarray(arr))
@@ -96,6 +100,17 @@ def read_spacing(path: str | Path, ndim: int) -> Optional[tuple[float, ...]]:
             return (float(sy), float(sx))
     except Exception:
         return None
+
+
+@contextlib.contextmanager
+def _quiet_tifffile():
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _atomic_target(path: Path) -> Path:
