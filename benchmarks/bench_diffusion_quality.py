@@ -3,7 +3,7 @@
 For a subset of ``nuclei2d-dsb2018/val`` (centre crops, sizes below): the real mask
 → Scene → sketch (default SketchConfig of the nuclei2d-dsb preset) → image, scored
 against the real image it should resemble. All images are percentile-normalised
-(1st/99.8th → [0, 1]) before scoring. Metrics (cellsynth.evaluate.image): PSNR
+(1st/99.8th → [0, 1]) before scoring. Metrics (cellsynth.metrics.image): PSNR
 (data_range 1), ZNCC and the Bhattacharyya distance of the 256-bin intensity
 histograms (mean of per-image distances, and "pooled": all pixels of the set vs all real pixels). Rows: the sketch itself, the physics renderer (when
 present), the diffusion model (t_start 400, σ 1, K 50), and the diffusion model
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from cellsynth.config import load_config
-from cellsynth.evaluate.image import histogram_distance, normalize_percentile, psnr, zncc
+from cellsynth.metrics.image import histogram_distance, normalize_percentile, psnr, zncc
 from cellsynth.generative.diffusion import load_model, percentile_normalise, sdedit
 from cellsynth.io import read_image, read_labels
 from cellsynth.render.diffusion import default_model_path

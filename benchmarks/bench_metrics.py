@@ -56,7 +56,7 @@ def time_best(fn, repeats):
 
 
 def speed(repeats):
-    from cellsynth.evaluate import segmentation as sg
+    from cellsynth.metrics import segmentation as sg
 
     rng = np.random.default_rng(0)
     res = {}
@@ -73,7 +73,7 @@ def speed(repeats):
 
 
 def sensitivity(n_train):
-    from cellsynth.evaluate import image as im
+    from cellsynth.metrics import image as im
     from cellsynth.io import list_images, read_image
 
     data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nuclei2d-dsb2018"

@@ -1,8 +1,8 @@
 """Benchmark: 3-class U-Net segmenter trained on real DSB 2018 masks vs the classical baseline.
 
-Trains ``cellsynth.evaluate.segmenter`` on ``nuclei2d-dsb2018/train`` (real images + masks),
+Trains ``cellsynth.segment.unet`` on ``nuclei2d-dsb2018/train`` (real images + masks),
 predicts ``nuclei2d-dsb2018/val`` and scores with StarDist-style matching
-(``cellsynth.evaluate.segmentation``): accuracy tp/(tp+fp+fn) at IoU 0.5 ("AP@0.5",
+(``cellsynth.metrics.segmentation``): accuracy tp/(tp+fp+fn) at IoU 0.5 ("AP@0.5",
 pooled over all objects and averaged per image) and the DSB score (mean over IoU
 0.5..0.95). The classical baseline (Gaussian + Otsu + distance watershed) is scored on the
 same images. Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
@@ -25,7 +25,7 @@ DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
 
 
 def score(gts, preds) -> dict:
-    from cellsynth.evaluate.segmentation import average_precision, matching_dataset
+    from cellsynth.metrics.segmentation import average_precision, matching_dataset
     pooled = matching_dataset(gts, preds, thresh=0.5)
     per_image = matching_dataset(gts, preds, thresh=0.5, by_image=True)
     dsb = average_precision(list(gts), list(preds), thresholds=np.arange(0.5, 1.0, 0.05))
@@ -54,8 +54,8 @@ def main() -> int:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True).stdout.strip()
     from cellsynth.dataset import read_pairs
-    from cellsynth.evaluate.classical import classical_segment
-    from cellsynth.evaluate.segmenter import SegmenterConfig, load_segmenter, train_segmenter
+    from cellsynth.segment.classical import classical_segment
+    from cellsynth.segment.unet import SegmenterConfig, load_segmenter, train_segmenter
     from cellsynth.io import read_image, read_labels
 
     cfg = SegmenterConfig(channels=args.channels, batch_size=args.batch_size, steps=args.steps,

@@ -35,7 +35,7 @@ ROWS = [("radius_p5", "equivalent radius p5 (px)"), ("radius_p50", "equivalent r
 
 
 def fit_only(args) -> None:
-    from cellsynth.evaluate.fit import fit_config, measure, subsample
+    from cellsynth.fit import fit_config, measure, subsample
     from cellsynth.io import list_images
 
     split = Path(args.data) / "train"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cellsynth.cli import main
-from cellsynth.evaluate import benchmark as bm
+from cellsynth.benchmark import syn2real as bm
 from cellsynth.io import write_tiff
 
 

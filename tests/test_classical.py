@@ -6,8 +6,8 @@ import pytest
 from skimage.draw import disk
 from skimage.morphology import ball
 
-from cellsynth.evaluate.classical import classical_segment, finish_labels
-from cellsynth.io import InputError
+from cellsynth.segment.classical import classical_segment, finish_labels
+from cellsynth.errors import InputError
 
 
 def _blobs_2d(rng):

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from cellsynth.config import ConfigError, load_config
+from cellsynth.config import load_config
+
+from cellsynth.errors import ConfigError
 from cellsynth.dataset import generate_dataset, load_manifest, read_pairs
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 
 TINY2D = ["scene.shape=[48,48]", "scene.placement.n_points=[3,6]", "scene.placement.min_distance=8",
           "scene.nuclei.radius=[4,6]"]

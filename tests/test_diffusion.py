@@ -11,9 +11,9 @@ import tifffile
 import torch
 
 from cellsynth.cli import main
-from cellsynth.config import ConfigError
+from cellsynth.errors import ConfigError
 from cellsynth.generative import diffusion as D
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 
 TINY = dict(channels=[8, 16], batch_size=2, checkpoint_every=2, seed=0, threads=1)
 

@@ -1,4 +1,4 @@
-"""Fitting the simulation to unannotated images (cellsynth.evaluate.fit, cellsynth fit)."""
+"""Fitting the simulation to unannotated images (cellsynth.fit, cellsynth fit)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,9 @@ import yaml
 
 from cellsynth.cli import main
 from cellsynth.config import Config, load_config, validate
-from cellsynth.evaluate import fit
-from cellsynth.io import InputError, write_tiff
+from cellsynth import fit
+from cellsynth.io import write_tiff
+from cellsynth.errors import InputError
 
 
 def _blobs(shape, radius, n, rng, bg=10.0, fg=120.0):

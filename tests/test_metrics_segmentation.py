@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsynth.evaluate import segmentation as sg
-from cellsynth.io import InputError
+from cellsynth.metrics import segmentation as sg
+from cellsynth.errors import InputError
 
 
 def case_a():
@@ -297,7 +297,7 @@ def test_centroid_accuracy_points_labels_map():
 def test_rank_sum_and_summary(rng):
     from scipy.stats import ranksums
 
-    from cellsynth.evaluate import stats
+    from cellsynth.metrics import stats
 
     a, b = rng.normal(0.8, 0.05, 30), rng.normal(0.6, 0.05, 25)
     r = stats.rank_sum(a, b)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellsynth.config import ConfigError, PhysicsConfig, validate
-from cellsynth.io import InputError
+from cellsynth.config import PhysicsConfig, validate
+
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.render import make_renderer
 from cellsynth.render.physics import PhysicsRenderer, photon_image, psf_sigma_px, psf_sigma_um, smooth_field
 from cellsynth.scene import Scene

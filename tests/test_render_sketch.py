@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellsynth.config import ConfigError, SketchConfig
-from cellsynth.io import InputError
+from cellsynth.config import SketchConfig
+
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.render import make_renderer
 from cellsynth.render.sketch import SketchRenderer, sketch
 from cellsynth.scene import Scene

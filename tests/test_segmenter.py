@@ -12,12 +12,13 @@ from skimage.draw import disk
 from skimage.morphology import ball
 
 from cellsynth.cli import main
-from cellsynth.config import ConfigError
-from cellsynth.evaluate.augment import AugmentConfig, augment_pair
-from cellsynth.evaluate.segmenter import (SegmenterConfig, instances_from_probabilities, load_segmenter,
+from cellsynth.errors import ConfigError
+from cellsynth.segment.augment import AugmentConfig, augment_pair
+from cellsynth.segment.unet import (SegmenterConfig, instances_from_probabilities, load_segmenter,
                                           TOUCHING, normalize, read_training_pairs, three_class_target,
                                           train_segmenter, training_target)
-from cellsynth.io import InputError, write_tiff
+from cellsynth.io import write_tiff
+from cellsynth.errors import InputError
 
 torch.set_num_threads(1)
 TINY = dict(channels=[8, 16], batch_size=2, steps=3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 from cellsynth.simulate.shape_model import ShapeModel, directions, instances, ray_radii
 
 

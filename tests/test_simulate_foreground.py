@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from cellsynth.config import ConfigError, ForegroundConfig, validate
-from cellsynth.io import InputError
+from cellsynth.config import ForegroundConfig, validate
+
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.simulate.foreground import fit_into, make_foreground
 
 SHAPES = [(48, 64), (24, 32, 40)]

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from scipy import ndimage
 
 from cellsynth.config import MembraneConfig
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 from cellsynth.scene import relabel_consecutive
 from cellsynth.simulate import membranes
 from cellsynth.simulate.membranes import membrane_mask, tessellate

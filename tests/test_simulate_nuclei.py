@@ -7,7 +7,9 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsynth.config import ConfigError, NucleiConfig, validate
+from cellsynth.config import NucleiConfig, validate
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 from cellsynth.simulate.nuclei import make_nuclei
 
@@ -243,7 +245,7 @@ def test_sh_decay_by_degree_as_printed_is_rougher():
 
 
 def test_bad_points_are_refused(rng):
-    from cellsynth.io import InputError
+    from cellsynth.errors import InputError
 
     fg = np.ones((16, 16), bool)
     with pytest.raises(InputError, match=r"shape \(N, 2\)"):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cellsynth.config import ConfigError, OrganelleConfig, validate
+from cellsynth.config import OrganelleConfig, validate
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate.organelles import nucleus_golgi
 
 SMALL = dict(n_pairs=(4, 6), golgi_radius=(2, 3), nucleus_axes=[(6, 8), (3, 4), (3, 4)],

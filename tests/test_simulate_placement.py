@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cellsynth.config import ConfigError, PlacementConfig, validate
+from cellsynth.config import PlacementConfig, validate
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate.placement import draw_count, place_points
 
 

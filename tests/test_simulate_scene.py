@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsynth.config import ConfigError, SceneConfig, load_config, validate
+from cellsynth.config import SceneConfig, load_config, validate
+
+from cellsynth.errors import ConfigError
 from cellsynth.scene import Scene
 from cellsynth.simulate import simulate_scene
 

@@ -14,11 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
+from .errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with a one-line message naming key, value and what is allowed."""
 
 
 class Strict(BaseModel):

@@ -25,8 +25,10 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from . import __version__
-from .config import Config, ConfigError, config_to_dict
-from .io import InputError, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
+from .config import Config, config_to_dict
+from .errors import ConfigError
+from .io import list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
+from .errors import InputError
 from .scene import Scene
 
 MANIFEST = "manifest.json"

@@ -16,13 +16,11 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import tifffile
 
+from .errors import InputError
+
 IMAGE_SUFFIXES = (".tif", ".tiff")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class InputError(ValueError):
-    """A bad input file or folder, with a one-line message naming it."""
 
 
 def list_images(folder: str | Path, what: str = "images") -> list[Path]:

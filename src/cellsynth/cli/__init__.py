@@ -12,8 +12,7 @@ import argparse
 import importlib
 import sys
 
-from ..config import ConfigError
-from ..io import InputError
+from ..errors import ConfigError, InputError
 
 COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "export", "demo"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 
 def add_parser(sub) -> None:
@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate.benchmark import BenchmarkSettings, quick_settings, run_benchmark
+    from ..benchmark.syn2real import BenchmarkSettings, quick_settings, run_benchmark
 
     renderers = tuple(r.strip() for r in args.renderers.split(",") if r.strip())
     if not renderers:

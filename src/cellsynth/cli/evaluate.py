@@ -8,7 +8,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..io import InputError, list_images, read_image, read_labels, write_json
+from ..io import list_images, read_image, read_labels, write_json
+
+from ..errors import InputError
 
 IMAGES_HELP = """Compare a folder of synthetic images with a folder of real images (2D or 3D TIFFs).
 
@@ -119,8 +121,8 @@ def _check_ndim(sets: dict[str, dict[str, np.ndarray]]) -> int:
 
 # --------------------------------------------------------------------------- images
 def _images(args) -> int:
-    from ..evaluate import image as im
-    from ..evaluate.stats import summary
+    from ..metrics import image as im
+    from ..metrics.stats import summary
 
     progress = not args.no_progress
     if args.bins < 2:
@@ -235,8 +237,8 @@ def _pairs(gt_dir: Path, pred_dir: Path) -> list[tuple[str, Path, Path]]:
 
 
 def _segmentation(args) -> int:
-    from ..evaluate import segmentation as sg
-    from ..evaluate.stats import summary
+    from ..metrics import segmentation as sg
+    from ..metrics.stats import summary
 
     progress = not args.no_progress
     table_thr = [float(t) for t in (args.thresholds or sg.DEFAULT_THRESHOLDS)]

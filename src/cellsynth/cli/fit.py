@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 
 def add_parser(sub) -> None:
@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, preset_dict
-    from ..evaluate.fit import compare, fit_config, measure, subsample, write_overlay
-    from ..io import InputError, list_images
+    from ..fit import compare, fit_config, measure, subsample, write_overlay
+    from ..io import list_images
+    from ..errors import InputError
 
     out = Path(args.out)
     if out.suffix.lower() not in (".yaml", ".yml"):

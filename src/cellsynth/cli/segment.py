@@ -70,7 +70,7 @@ def run(args) -> int:
 
 def _train(args) -> int:
     from ..config import validate
-    from ..evaluate.segmenter import SegmenterConfig, load_segmenter_config, train_segmenter
+    from ..segment.unet import SegmenterConfig, load_segmenter_config, train_segmenter
 
     cfg = load_segmenter_config(args.config)
     updates = {k: v for k, v in (("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
@@ -87,18 +87,20 @@ def _train(args) -> int:
 def _predict(args) -> int:
     from tqdm import tqdm
 
-    from ..io import InputError, list_images, read_image, write_tiff
+    from ..io import list_images, read_image, write_tiff
+
+    from ..errors import InputError
 
     files = list_images(args.images, what="images")
     if args.model == "classical":
-        from ..evaluate.classical import classical_segment
+        from ..segment.classical import classical_segment
         min_size = 15 if args.min_size is None else args.min_size
 
         def segment(img):
             return classical_segment(img, sigma=args.sigma, min_size=min_size, min_distance=args.min_distance)
         ndim = None
     else:
-        from ..evaluate.segmenter import load_segmenter, resolve_device
+        from ..segment.unet import load_segmenter, resolve_device
         seg = load_segmenter(args.model, device=str(resolve_device(args.device)))
         if args.min_size is not None:
             seg.postprocess = seg.postprocess.model_copy(update={"min_size": args.min_size})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ._common import add_config_args, config_from_args, print_presets
 
 

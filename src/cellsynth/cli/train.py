@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..config import ConfigError, load_yaml, validate
+    from ..config import load_yaml, validate
+    from ..errors import ConfigError
     from ..generative.diffusion import DiffusionTrainConfig, train_diffusion
 
     data = load_yaml(args.config) if args.config else {}

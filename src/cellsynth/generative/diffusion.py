@@ -41,8 +41,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..config import ConfigError, Strict, validate
-from ..io import InputError, list_images, read_image
+from ..config import Strict, validate
+
+from ..errors import ConfigError
+from ..io import list_images, read_image
+from ..errors import InputError
 from ..nn.unet import UNet
 from .. import tiling
 

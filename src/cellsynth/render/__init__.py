@@ -9,7 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..config import ConfigError, RenderConfig
+from ..config import RenderConfig
+
+from ..errors import ConfigError
 from ..scene import Scene
 
 RENDERERS = ("physics", "sketch", "diffusion")

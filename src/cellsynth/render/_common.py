@@ -6,8 +6,9 @@ from typing import Any, Iterable
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..config import ConfigError, validate
-from ..io import InputError
+from ..config import validate
+
+from ..errors import ConfigError, InputError
 from ..scene import Scene
 
 

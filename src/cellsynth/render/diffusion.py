@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import DiffusionRenderConfig, SketchConfig, config_to_dict
-from ..io import InputError
+from ..errors import InputError
 from ..scene import Scene
 
 DEFAULT_MODEL = "nuclei2d-dsb"

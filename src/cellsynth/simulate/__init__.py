@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cellsynth.config import ConfigError, SceneConfig, config_to_dict
+from cellsynth.config import SceneConfig, config_to_dict
+
+from cellsynth.errors import ConfigError
 from cellsynth.scene import Scene, relabel_consecutive as _relabel
 
 __all__ = ["simulate_scene"]

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 
 _SLAB = 2 ** 21  # voxels per slab where whole-volume temporaries would be float64
 

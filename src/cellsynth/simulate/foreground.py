@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from cellsynth.config import ConfigError, ForegroundConfig
+from cellsynth.config import ForegroundConfig
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 
 

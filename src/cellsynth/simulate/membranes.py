@@ -51,7 +51,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from cellsynth.config import MembraneConfig
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 
 # arithmetic of the per-block arg-min; float32 halves memory traffic (ties within ~1e-6
 # relative may resolve differently from a float64 brute force)

@@ -37,8 +37,9 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from cellsynth.config import ConfigError, NucleiConfig
-from cellsynth.io import InputError
+from cellsynth.config import NucleiConfig
+
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.simulate import shapes
 
 

@@ -30,7 +30,9 @@ from typing import Optional
 
 import numpy as np
 
-from cellsynth.config import ConfigError, OrganelleConfig
+from cellsynth.config import OrganelleConfig
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 from cellsynth.simulate.nuclei import axis_ranges
 

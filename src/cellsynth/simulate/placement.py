@@ -34,7 +34,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cellsynth.config import ConfigError, PlacementConfig
+from cellsynth.config import PlacementConfig
+
+from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 
 _ATTEMPTS = 30  # dart-throwing candidates per requested point

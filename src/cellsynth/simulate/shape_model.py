@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from cellsynth.io import InputError
+from cellsynth.errors import InputError
 
 FORMAT = "cellsynth.shape_model"
 _STEP = 0.25  # ray sampling step (voxels)

@@ -31,8 +31,11 @@ from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 
-from ..config import ConfigError, Fraction, PosFloat, Strict, _ordered, validate
-from ..io import InputError, read_image, read_json, read_labels, write_json
+from ..config import Fraction, PosFloat, Strict, _ordered, validate
+
+from ..errors import ConfigError
+from ..io import read_image, read_json, read_labels, write_json
+from ..errors import InputError
 from ..nn.unet import UNet
 from .augment import AugmentConfig, augment_pair
 from .classical import finish_labels

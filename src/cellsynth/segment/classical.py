@@ -15,7 +15,7 @@ from skimage.feature import peak_local_max
 from skimage.filters import gaussian, threshold_otsu
 from skimage.segmentation import relabel_sequential, watershed
 
-from ..io import InputError
+from ..errors import InputError
 
 
 def _label_dtype(n: int):

@@ -34,8 +34,11 @@ import yaml
 from scipy import ndimage as ndi
 from scipy import stats as sstats
 
-from ..config import Config, ConfigError, _deep_merge, config_to_dict, preset_dict, validate
-from ..io import InputError, list_images, read_image, read_labels, read_spacing
+from .config import Config, _deep_merge, config_to_dict, preset_dict, validate
+
+from .errors import ConfigError
+from .io import list_images, read_image, read_labels, read_spacing
+from .errors import InputError
 
 # per-image robust intensity scale (percentiles), the usual microscopy normalisation
 NORM_PERCENTILES = (1.0, 99.8)
@@ -383,7 +386,7 @@ def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None
         raise InputError("no images to fit")
     base_dict = preset_dict(preset) if preset else {}
     if config_file:
-        from ..config import load_yaml
+        from .config import load_yaml
         base_dict = _deep_merge(base_dict, load_yaml(config_file))
     base = validate(Config, base_dict)
     paths = subsample(paths, max_images)
@@ -405,7 +408,7 @@ def subsample(paths: Sequence[Path], max_images: Optional[int]) -> list[Path]:
 def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = None,
                   source: str = "") -> Path:
     """Write the overlay YAML with a comment header of the measured statistics."""
-    from ..io import _atomic_target
+    from .io import _atomic_target
     import os
     path = Path(path)
     lines = [f"# cellsynth fit overlay{(' from ' + source) if source else ''}",

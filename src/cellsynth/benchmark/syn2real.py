@@ -32,8 +32,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..config import Config, ConfigError, _deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
-from ..io import InputError, list_images, read_image, read_labels, write_json
+from ..config import Config, _deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
+
+from ..errors import ConfigError
+from ..io import list_images, read_image, read_labels, write_json
+from ..errors import InputError
 
 ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real", "classical")
 METRICS = ("ap50", "ap50_95", "dice", "seg")
@@ -256,7 +259,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
 # --------------------------------------------------------------------------- scoring
 def score_image(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """AP@0.5, AP@0.5:0.95, foreground Dice and SEG of one predicted instance mask."""
-    from . import segmentation as segm
+    from ..metrics import segmentation as segm
 
     ms = segm.matching(gt, pred, thresh=list(IOU_THRESHOLDS))  # one overlap, all thresholds
     acc = np.asarray([m["accuracy"] for m in ms], float)  # tp / (tp + fp + fn), the DSB "AP"
@@ -300,7 +303,7 @@ def summarize_arm(per: dict[str, dict]) -> dict[str, float]:
 
 def ranksum_tests(arms: dict[str, dict], metric: str = "ap50") -> list[dict]:
     """Two-sided Wilcoxon rank-sum test between every pair of arms on per-image ``metric``."""
-    from .stats import rank_sum
+    from ..metrics.stats import rank_sum
 
     names = [a for a in ARMS_ORDER if a in arms] + [a for a in arms if a not in ARMS_ORDER]
     out = []
@@ -318,13 +321,13 @@ def ranksum_tests(arms: dict[str, dict], metric: str = "ap50") -> list[dict]:
 
 # --------------------------------------------------------------------------- image metrics
 def _norm(img: np.ndarray) -> np.ndarray:
-    from .fit import normalize
+    from ..fit import normalize
     return np.clip(normalize(img), -0.2, 1.2)
 
 
 def spectrum_profile(images: Sequence[np.ndarray], n_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Mean log10 radial power spectrum of normalised images on a common grid (cycles/px)."""
-    from .image import radial_power_spectrum
+    from ..metrics.image import radial_power_spectrum
 
     grid = np.linspace(0.5 / n_bins, 0.5, n_bins)
     logs = []
@@ -336,7 +339,7 @@ def spectrum_profile(images: Sequence[np.ndarray], n_bins: int = 32) -> tuple[np
 
 def image_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]) -> dict:
     """Realism of a synthetic set vs real images (percentile-normalised, pooled histograms)."""
-    from .image import histogram_distance, histogram_kl
+    from ..metrics.image import histogram_distance, histogram_kl
 
     r = [_norm(x) for x in real]
     s = [_norm(x) for x in synthetic]
@@ -382,7 +385,7 @@ def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _S
 
 
 def _train(datasets: list[Path], out: Path, s: BenchmarkSettings):
-    from .segmenter import SegmenterConfig, train_segmenter
+    from ..segment.unet import SegmenterConfig, train_segmenter
 
     upd: dict = {"steps": s.steps, "seed": s.seed}
     if s.segmenter_patch:
@@ -398,8 +401,8 @@ def _train(datasets: list[Path], out: Path, s: BenchmarkSettings):
 def run_benchmark(s: BenchmarkSettings) -> dict:
     """Run every arm and write ``report.json`` + ``report.html`` into ``s.out``; return the report."""
     from ..dataset import generate_dataset
-    from .classical import classical_segment
-    from .fit import fit_config, write_overlay
+    from ..segment.classical import classical_segment
+    from ..fit import fit_config, write_overlay
 
     inp = validate_inputs(s)  # everything checked before the first byte is written
     renderers = list(s.renderers)

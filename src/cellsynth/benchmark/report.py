@@ -79,7 +79,7 @@ def fig_scores(arms: dict) -> str:
 
 
 def fig_histograms(real: Sequence[np.ndarray], syn: dict[str, Sequence[np.ndarray]]) -> str:
-    from .fit import normalize
+    from ..fit import normalize
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     edges = np.linspace(-0.2, 1.2, 71)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from ..io import InputError
+from ..errors import InputError
 
 __all__ = [
     "label_overlap", "matching", "matching_dataset", "pool_matching", "average_precision", "seg_score",

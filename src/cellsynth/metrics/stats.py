@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from ..io import InputError
+from ..errors import InputError
 
 __all__ = ["summary", "rank_sum"]
 

@@ -30,7 +30,7 @@ from typing import Optional, Protocol, Sequence, Union
 import numpy as np
 from scipy import linalg, ndimage
 
-from ..io import InputError
+from ..errors import InputError
 
 ArrayOrList = Union[np.ndarray, Sequence[np.ndarray]]
 
