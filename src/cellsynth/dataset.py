@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from .config import Config, config_to_dict
 from .errors import ConfigError
-from .io import list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
+from .io import atomic_path, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
 from .errors import InputError
 from .scene import Scene
 
@@ -131,10 +131,8 @@ def _model_of(r) -> Optional[str]:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.copy.part"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def scene_from_labels(path: Path, cfg: Config) -> Scene:

@@ -408,8 +408,7 @@ def subsample(paths: Sequence[Path], max_images: Optional[int]) -> list[Path]:
 def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = None,
                   source: str = "") -> Path:
     """Write the overlay YAML with a comment header of the measured statistics."""
-    from .io import _atomic_target
-    import os
+    from .io import write_text
     path = Path(path)
     lines = [f"# cellsynth fit overlay{(' from ' + source) if source else ''}",
              "# use: cellsynth generate --preset P --config THIS_FILE ..."]
@@ -418,15 +417,7 @@ def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = Non
             v = float(f"{v:.4g}")
         lines.append(f"#   {k}: {v}")
     text = "\n".join(lines) + "\n" + yaml.safe_dump(overlay, sort_keys=False, default_flow_style=None)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_text(path, text)
 
 
 def compare(fitted: dict, reference: dict, keys: Optional[Iterable[str]] = None) -> list[dict]:

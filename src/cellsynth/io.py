@@ -9,9 +9,8 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 import tifffile
@@ -19,8 +18,6 @@ import tifffile
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".tif", ".tiff")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def list_images(folder: str | Path, what: str = "images") -> list[Path]:
@@ -111,12 +108,40 @@ def _quiet_tifffile():
         log.setLevel(level)
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
-    return Path(tmp)
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The one atomic write of the package: an interrupted write leaves only a hidden
+    ``.NAME.XXXX.part`` file (removed by :func:`remove_partials`), never a partial file
+    under the final name. The file is created with mode 0666 less the process umask.
+    A folder that cannot be created or written raises :class:`InputError` naming it.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> (d / "a.txt").read_text(), sorted(p.name for p in d.iterdir())
+    ('hello', ['a.txt'])
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.part"
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise InputError(f"output '{path}' cannot be written ({e.strerror or type(e).__name__})") from None
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_tiff(path: str | Path, array: np.ndarray, spacing: Optional[Iterable[float]] = None,
@@ -134,7 +159,6 @@ def write_tiff(path: str | Path, array: np.ndarray, spacing: Optional[Iterable[f
         array = array.astype(np.float32)
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    tmp = _atomic_target(path)
     kwargs: dict[str, Any] = {}
     metadata: dict[str, Any] = {"axes": "ZYX" if array.ndim == 3 else "YX"}
     if spacing is not None:
@@ -144,30 +168,30 @@ def write_tiff(path: str | Path, array: np.ndarray, spacing: Optional[Iterable[f
         if array.ndim == 3:
             metadata["spacing"] = sp[0]
     imagej = array.dtype in (np.uint8, np.uint16, np.float32)
-    try:
+    with atomic_path(path) as tmp:
         if imagej:
             tifffile.imwrite(tmp, array, imagej=True, metadata=metadata,
                              compression="zlib" if compress else None, **kwargs)
         else:  # uint32 labels: plain TIFF (ImageJ cannot hold uint32)
             tifffile.imwrite(tmp, array, metadata=metadata,
                              compression="zlib" if compress else None, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomic JSON write."""
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_text(path: str | Path, text: str | bytes) -> Path:
+    """Atomic text (or bytes) write."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
     return path
 
 

@@ -260,15 +260,5 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
 
 def write_html(path: str | Path, report: dict, **kw) -> Path:
     """Render :func:`render_html` and write it atomically."""
-    from ..io import _atomic_target
-    path = Path(path)
-    text = render_html(report, **kw)
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o644)  # a report is for sharing (mkstemp makes 0600)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..io import write_text
+    return write_text(path, render_html(report, **kw).encode("utf-8"))
