@@ -170,3 +170,73 @@ def config_error(what: str, e: Exception) -> InputError:
 def to_jsonable(x: Any) -> Any:
     """Tuples → lists, numpy scalars → Python numbers, so a config round-trips through JSON unchanged."""
     return json.loads(json.dumps(x, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+class ModelBase(torch.nn.Module):
+    """A network whose constructor arguments are its saved config (diffusers' ``register_to_config``).
+
+    Subclasses set ``format`` (e.g. ``"cellsynth-cgan"``) and ``format_version`` and take
+    only JSON-safe keyword arguments; these are recorded as ``self.config``.
+    ``save_folder`` writes them with the weights; ``from_folder`` is ``cls(**args)`` followed
+    by a strict weight load. Extra entries (normalisation, training data, ...) go in ``meta``.
+
+    >>> import tempfile
+    >>> class Tiny(ModelBase):
+    ...     format = "cellsynth-tiny"
+    ...     def __init__(self, n: int = 2):
+    ...         super().__init__()
+    ...         self.lin = torch.nn.Linear(n, 1)
+    >>> d = Tiny(n=3).save_folder(tempfile.mkdtemp(), meta={"note": "x"})
+    >>> m = Tiny.from_folder(d)
+    >>> m.config, m.meta["note"]
+    ({'n': 3}, 'x')
+    """
+
+    format: str = "cellsynth-model"
+    format_version: int = 1
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        import functools
+        import inspect
+        sig = inspect.signature(init)
+
+        @functools.wraps(init)
+        def wrapped(self, *args, **kwargs):
+            if not hasattr(self, "_config_owner"):  # the outermost constructor records its arguments
+                object.__setattr__(self, "_config_owner", cls)
+                bound = sig.bind(self, *args, **kwargs)
+                bound.apply_defaults()
+                object.__setattr__(self, "config", to_jsonable(
+                    {k: v for k, v in list(bound.arguments.items())[1:]
+                     if sig.parameters[k].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                       inspect.Parameter.VAR_KEYWORD)}))
+            init(self, *args, **kwargs)
+
+        cls.__init__ = wrapped
+
+    meta: dict = {}
+
+    def save_folder(self, folder: str | Path, meta: Optional[dict] = None) -> Path:
+        """Write ``config.json`` (class, args, meta) and ``weights.safetensors`` into ``folder``."""
+        cfg = {"class": type(self).__name__, "args": self.config}
+        cfg.update(to_jsonable(meta or {}))
+        return save_model_folder(folder, self.format, self.format_version, cfg, {"": self})
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu", what: Optional[str] = None):
+        """Build from ``config.json`` and load the weights strictly; bad folders are one-line errors."""
+        what = what or f"{cls.format.removeprefix('cellsynth-')} model '{folder}'"
+        cfg = read_model_config(folder, cls.format, cls.format_version, what)
+        try:
+            if cfg.get("class") != cls.__name__:
+                raise ValueError(f"class {cfg.get('class')!r} is not {cls.__name__!r}")
+            net = cls(**cfg["args"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise config_error(what, e) from None
+        load_weights(folder, {"": net}, what)
+        net.meta = {k: v for k, v in cfg.items() if k not in ("class", "args")}
+        return net.eval().to(resolve_device(device))
