@@ -125,6 +125,7 @@ def test_benchmark_bad_inputs(tiny, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.shared_data
 def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
     """The `--quick` Syn2Real benchmark CI runs on the real DSB 2018 data (about 4-5 min on 2 cores)."""
     dsb = shared_data / "nuclei2d-dsb2018"

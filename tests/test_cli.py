@@ -57,3 +57,11 @@ def test_generate_and_errors(tmp_path, capsys):
     rc = main(["generate", "--labels", str(tmp_path / "missing"), "--renderer", "sketch", "--out", str(bad)])
     err = capsys.readouterr().err
     assert rc == 2 and "missing" in err and not bad.exists()
+
+
+def test_every_listed_command_is_registered():
+    """COMMANDS lists only commands that exist (none is skipped silently)."""
+    from cellsynth.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert list(sub.choices) == COMMANDS

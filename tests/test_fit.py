@@ -103,6 +103,7 @@ def test_fit_bad_inputs(tmp_path, rng, capsys):
     assert not list(tmp_path.glob("o.*"))
 
 
+@pytest.mark.shared_data
 def test_fit_vs_real_masks(shared_data):
     """On real DSB images, the fit from detections lands near the statistics of the real masks."""
     split = shared_data / "nuclei2d-dsb2018" / "train"

@@ -111,7 +111,6 @@ def test_bad_config_values_are_one_line():
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_shape_model_foreground(tmp_path, ndim):
-    pytest.importorskip("cellsynth.simulate.shape_model")
     from cellsynth.simulate import shapes
 
     rng = np.random.default_rng(3)

@@ -170,7 +170,6 @@ def test_points_near_the_border_are_clipped(rng):
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_shape_model_nuclei(tmp_path, ndim):
-    pytest.importorskip("cellsynth.simulate.shape_model")
     rng = np.random.default_rng(4)
     shape = (48, 48) if ndim == 2 else (24, 32, 32)
     lab = np.zeros(shape, np.uint16)

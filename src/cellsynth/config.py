@@ -27,7 +27,12 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-def _ordered(v):
+def ordered_range(v):
+    """Pydantic validator: a (low, high) pair must have low <= high (None and scalars pass).
+
+    >>> ordered_range((1, 2))
+    (1, 2)
+    """
     if v is not None and len(v) == 2 and v[0] > v[1]:
         raise ValueError(f"range must be (low, high) with low <= high, got {tuple(v)}")
     return v
@@ -35,7 +40,7 @@ def _ordered(v):
 
 def _positive_range(v, what: str):
     """An ordered (low, high) range with low > 0."""
-    _ordered(v)
+    ordered_range(v)
     if v[0] <= 0:
         raise ValueError(f"{what} must be > 0, got {tuple(v)}")
     return v
@@ -76,7 +81,7 @@ class ForegroundConfig(Strict):
     n_rays: Annotated[int, Field(ge=8)] = 64
     margin: NonNegFloat = 2.0
 
-    _r1 = field_validator("extent", "disc_radius", "n_discs")(_ordered)
+    _r1 = field_validator("extent", "disc_radius", "n_discs")(ordered_range)
 
 
 class PlacementConfig(Strict):
@@ -97,7 +102,7 @@ class PlacementConfig(Strict):
     @field_validator("n_points")
     @classmethod
     def _n(cls, v):
-        _ordered(v)
+        ordered_range(v)
         if v[0] < 0:
             raise ValueError(f"counts must be >= 0, got {tuple(v)}")
         return v
@@ -173,7 +178,7 @@ class OrganelleConfig(Strict):
     rotation_deg: Range = (0.0, 180.0)
     elastic: NonNegFloat = 0.75
 
-    _r = field_validator("n_pairs", "golgi_radius", "golgi_offset", "rotation_deg")(_ordered)
+    _r = field_validator("n_pairs", "golgi_radius", "golgi_offset", "rotation_deg")(ordered_range)
 
     @field_validator("n_pairs", "golgi_radius")
     @classmethod
@@ -252,7 +257,7 @@ class SketchConfig(Strict):
     sigma: NonNegFloat = 1.0
     sigma_by_spacing: bool = False
 
-    _r = field_validator("intensity", "nucleoli", "nucleolus_radius")(_ordered)
+    _r = field_validator("intensity", "nucleoli", "nucleolus_radius")(ordered_range)
 
 
 class PhysicsConfig(Strict):
@@ -295,7 +300,7 @@ class PhysicsConfig(Strict):
     texture: NonNegFloat = 0.2
     texture_scale_um: PosFloat = 0.5
 
-    _r = field_validator("photons")(_ordered)
+    _r = field_validator("photons")(ordered_range)
 
     @model_validator(mode="after")
     def _na(self):
@@ -380,11 +385,16 @@ def _set_dotted(d: dict, dotted: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def deep_merge(base: dict, over: dict) -> dict:
+    """``base`` updated recursively by ``over`` (sections merge, values replace); inputs are not changed.
+
+    >>> deep_merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}})
+    {'a': {'x': 1, 'y': 3}}
+    """
     out = copy.deepcopy(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -455,7 +465,7 @@ def load_config(preset: Optional[str] = None, config_file: Optional[str | Path] 
     """Preset, then ``--config FILE``, then each ``--set a.b=value`` in order."""
     data: dict = preset_dict(preset) if preset else {}
     if config_file:
-        data = _deep_merge(data, load_yaml(config_file))
+        data = deep_merge(data, load_yaml(config_file))
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(data, key, value)

@@ -34,7 +34,7 @@ import yaml
 from scipy import ndimage as ndi
 from scipy import stats as sstats
 
-from .config import Config, _deep_merge, config_to_dict, preset_dict, validate
+from .config import Config, deep_merge, config_to_dict, preset_dict, validate
 
 from .errors import ConfigError
 from .io import list_images, read_image, read_labels, read_spacing
@@ -387,13 +387,13 @@ def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None
     base_dict = preset_dict(preset) if preset else {}
     if config_file:
         from .config import load_yaml
-        base_dict = _deep_merge(base_dict, load_yaml(config_file))
+        base_dict = deep_merge(base_dict, load_yaml(config_file))
     base = validate(Config, base_dict)
     paths = subsample(paths, max_images)
     summary = measure(paths, qe=base.render.physics.quantum_efficiency,
                       read_noise_e=base.render.physics.read_noise_e, progress=progress)
     overlay = overlay_from_stats(summary, base)
-    cfg = validate(Config, _deep_merge(base_dict, overlay))
+    cfg = validate(Config, deep_merge(base_dict, overlay))
     return overlay, summary, cfg
 
 

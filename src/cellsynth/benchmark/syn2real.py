@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..config import Config, _deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
+from ..config import Config, deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
 
 from ..errors import ConfigError
 from ..io import list_images, read_image, read_labels, write_json
@@ -244,7 +244,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
     # configuration: preset (+ overlay) must validate; an overlay's ndim must match the data
     base = preset_dict(s.preset)
     if s.config is not None:
-        base = _deep_merge(base, load_yaml(s.config))
+        base = deep_merge(base, load_yaml(s.config))
         cfg = validate(Config, base)
         if cfg.scene.ndim != ndim:
             raise ConfigError(f"config '{s.config}' simulates {cfg.scene.ndim}D scenes but the images are {ndim}D")
@@ -444,7 +444,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
             upd = {"model": str(model)}
             if s.diffusion_steps:
                 upd["steps"] = s.diffusion_steps
-            rcfg = validate(Config, _deep_merge(config_to_dict(cfg), {"render": {"diffusion": upd}}))
+            rcfg = validate(Config, deep_merge(config_to_dict(cfg), {"render": {"diffusion": upd}}))
             n = min(s.n, s.n_diffusion) if s.n_diffusion else s.n
         stage(f"generate: {n} synthetic samples with the {r} renderer")
         d = work / f"syn_{r}"

@@ -14,7 +14,7 @@ import sys
 
 from ..errors import ConfigError, InputError
 
-COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "export", "demo"]
+COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,14 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Fully-annotated synthetic microscopy data for segmentation.")
     p.add_argument("--version", action="version", version=f"cellsynth {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{name}":
-                continue  # command not built yet
-            raise
-        mod.add_parser(sub)
+    for name in COMMANDS:  # every listed command exists: a missing module is an error, not a skip
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return p
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import field_validator
 
-from ..config import Fraction, Strict, _ordered
+from ..config import Fraction, Strict, ordered_range
 
 Range = tuple[float, float]
 
@@ -34,7 +34,7 @@ class AugmentConfig(Strict):
     p_shift: Fraction = 0.2
     shift: Range = (-0.1, 0.1)
 
-    _r = field_validator("scale", "gamma", "noise_sigma", "shift")(_ordered)
+    _r = field_validator("scale", "gamma", "noise_sigma", "shift")(ordered_range)
 
     @field_validator("gamma")
     @classmethod

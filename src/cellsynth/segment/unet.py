@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 
-from ..config import Fraction, PosFloat, Strict, _ordered, validate
+from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 
 from ..errors import ConfigError
 from ..io import read_image, read_json, read_labels, write_json
@@ -100,7 +100,7 @@ class SegmenterConfig(Strict):
     sw_batch_size: PosInt = 4
     seed: int = 0
 
-    _r = field_validator("percentiles")(_ordered)
+    _r = field_validator("percentiles")(ordered_range)
 
     @field_validator("percentiles")
     @classmethod

@@ -171,9 +171,7 @@ def _fitted_model(examples: str, mtime: float, n_rays: int, n_modes: int, ndim: 
     if len(masks) < 2:
         raise ConfigError(f"config key 'foreground.examples' = '{examples}': needs at least 2 non-empty "
                           f"{ndim}D masks to fit a shape model, found {len(masks)}")
-    from cellsynth.simulate.nuclei import _fit
-
-    return _fit(ShapeModel, masks, n_rays, n_modes)
+    return ShapeModel.fit(masks, n_rays=n_rays, n_modes=n_modes, skip_invalid=True)
 
 
 def _shape_model(cfg, shape, rng):

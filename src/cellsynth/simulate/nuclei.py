@@ -150,12 +150,5 @@ def _fitted_model(examples: str, mtime: float, n_rays: int, n_modes: int, ndim: 
     if len(masks) < 2:
         raise ConfigError(f"config key 'nuclei.examples' = '{examples}': needs at least 2 {ndim}D "
                           f"objects to fit a shape model, found {len(masks)}")
-    return _fit(ShapeModel, masks, n_rays, n_modes)
-
-
-def _fit(ShapeModel, masks, n_rays: int, n_modes: int):
-    """Fit, leaving out non-star-convex examples where the ShapeModel supports it."""
-    import inspect
-
-    kw = {"skip_invalid": True} if "skip_invalid" in inspect.signature(ShapeModel.fit).parameters else {}
-    return ShapeModel.fit(masks, n_rays=n_rays, n_modes=n_modes, **kw)
+    # non-star-convex examples are left out rather than failing the fit
+    return ShapeModel.fit(masks, n_rays=n_rays, n_modes=n_modes, skip_invalid=True)
