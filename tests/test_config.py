@@ -8,7 +8,7 @@ from cellsynth.config import Config, list_presets, load_config, parse_override
 from cellsynth.errors import ConfigError
 
 EXPECTED = {"nuclei2d-dsb", "nuclei2d-gowt1", "nuclei2d-hela", "nuclei3d-celegans",
-            "membrane2d-arabidopsis", "membrane3d-meristem", "nuclei-golgi3d"}
+            "membrane2d-arabidopsis", "membrane3d-meristem", "nuclei-golgi3d", "cells2d-overlapping"}
 
 
 def test_all_presets_listed_and_valid():

@@ -147,12 +147,14 @@ def test_overlap_forbidden_skips_and_allowed_counts(shape, rng):
     cfg = dict(radius=(5, 5), axis_scale=[(1, 1)] * 3, elastic=0, rotate=False)
     lab, ov = make_nuclei(fg, pts, nc(**cfg), np.random.default_rng(0))
     assert ov is None and lab.max() == 2  # the second nucleus would overlap the first: skipped
-    lab, ov = make_nuclei(fg, pts, nc(allow_overlap=True, **cfg), np.random.default_rng(0))
-    assert lab.max() == 3 and ov.dtype == np.uint8
+    lab, layers = make_nuclei(fg, pts, nc(allow_overlap=True, **cfg), np.random.default_rng(0))
+    ov = (layers > 0).sum(0)
+    assert lab.max() == 3 and layers.dtype == lab.dtype and len(layers) == 2
     assert ov.max() == 2 and np.array_equal(ov > 0, lab > 0)
-    # one owner per voxel: the first nucleus keeps the shared voxels
+    # one owner per voxel: the first nucleus keeps the shared voxels; the second is whole in layers
     shared = ov == 2
     assert np.all(lab[shared] == 1)
+    assert (layers == 2).any(0)[shared].all() and (layers == 2).sum() > (lab == 2).sum()
 
 
 def test_objects_clipped_to_foreground(rng):
@@ -214,7 +216,8 @@ def test_property_nuclei_invariants(ndim, r, elastic, shape_kind, overlap, seed)
     assert len(ids) <= len(pts)
     assert not lab[~fg].any()
     if overlap:
-        assert np.array_equal(ov > 0, lab > 0)
+        assert np.array_equal((ov > 0).any(0), lab > 0)
+        assert np.array_equal(np.unique(ov)[1:], ids)  # every labelled nucleus is whole in a layer
     lab2, _ = make_nuclei(fg, pts, cfg, np.random.default_rng(seed))
     assert np.array_equal(lab, lab2)
 

@@ -66,18 +66,19 @@ def test_same_seed_same_scene(ndim):
     b = simulate_scene(cfg, np.random.default_rng(7))
     c = simulate_scene(cfg, np.random.default_rng(8))
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.foreground, b.foreground)
-    assert np.array_equal(a.extras["overlap"], b.extras["overlap"])
+    assert np.array_equal(a.layers, b.layers) and np.array_equal(a.coverage(), b.coverage())
     assert a.params == b.params and a.classes == b.classes
     assert not np.array_equal(a.labels, c.labels)
 
 
-def test_overlap_extra_only_when_allowed():
+def test_overlap_layers_only_when_allowed():
     cfg = scene_cfg(2, placement=dict(min_distance=2, n_points=(20, 20)), nuclei=dict(allow_overlap=True))
     s = simulate_scene(cfg, np.random.default_rng(1))
-    ov = s.extras["overlap"]
+    ov = s.coverage()
     assert ov.dtype == np.uint8 and ov.max() >= 2  # crowded: some voxels covered twice
     assert np.array_equal(ov > 0, s.labels > 0)
-    assert "overlap" not in simulate_scene(scene_cfg(2), np.random.default_rng(1)).extras
+    plain = simulate_scene(scene_cfg(2), np.random.default_rng(1))
+    assert plain.layers is None and plain.coverage() is None
 
 
 def test_spacing_and_params():

@@ -133,6 +133,8 @@ class NucleiConfig(Strict):
     mitotic_fraction: Fraction = 0.0
     mitotic_squash: Annotated[float, Field(gt=0, le=1)] = 0.5
     allow_overlap: bool = False
+    # class of the objects (e.g. "cell" for the cytoplasm-like cells of cells2d-overlapping)
+    class_name: Annotated[str, Field(min_length=1)] = "nucleus"
     # seed 003 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
     # (radius_reference_count / n)^(1/ndim) for n requested nuclei (constant total volume)
     radius_reference_count: Optional[Annotated[int, Field(ge=1)]] = None
@@ -241,7 +243,7 @@ class SketchConfig(Strict):
     # the darkest point keeps 1 - decay_strength of the intensity
     decay: Literal["none", "center", "z"] = "none"
     decay_strength: Fraction = 0.3
-    # each additional object covering a voxel (Scene.extras["overlap"]) multiplies by (1 - this)
+    # each additional object covering a voxel (Scene.coverage()) multiplies by (1 - this)
     overlap_darkening: Fraction = 0.1
     # dark nucleoli per object (count drawn in [low, high]), radius in px (along the finest axis),
     # intensity as a factor of the object's intensity

@@ -87,8 +87,8 @@ def sketch(scene: Scene, cfg: SketchConfig | dict | None, rng: np.random.Generat
     Parameters
     ----------
     scene : Scene
-        Instances (labels), specimen mask (foreground), spacing (µm), classes and
-        ``extras["overlap"]`` (objects covering each voxel) when overlaps exist.
+        Instances (labels), specimen mask (foreground), spacing (µm), classes and,
+        where objects overlap, ``layers`` (or ``extras["overlap"]``): :meth:`Scene.coverage`.
     cfg : SketchConfig
         ``intensity`` (per-object, uniform), ``background``, ``decay`` ("none", "center":
         linear decline toward the foreground centroid, "z": linear decline along axis 0 —
@@ -120,7 +120,7 @@ def sketch(scene: Scene, cfg: SketchConfig | dict | None, rng: np.random.Generat
         else:
             factor = _centre_decay(scene, cfg.decay_strength)
         factor = np.array(factor, dtype=np.float32)
-    overlap = scene.extras.get("overlap")
+    overlap = scene.coverage()
     if overlap is not None and cfg.overlap_darkening > 0 and overlap.size and overlap.max() > 1:
         of = _overlap_factor(np.asarray(overlap), cfg.overlap_darkening)
         factor = of if factor is None else factor * of

@@ -28,8 +28,9 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
 
     Steps: the specimen foreground (:mod:`.foreground`), then by ``cfg.kind``:
 
-    - ``"nuclei"``: positions (:mod:`.placement`) -> nuclei (:mod:`.nuclei`), class "nucleus";
-      ``extras["overlap"]`` (uint8 coverage count) when ``nuclei.allow_overlap``.
+    - ``"nuclei"``: positions (:mod:`.placement`) -> nuclei (:mod:`.nuclei`), class
+      ``nuclei.class_name`` ("nucleus"); ``layers`` (every object whole) when
+      ``nuclei.allow_overlap``.
     - ``"membranes"``: positions -> weighted Voronoi cells (:mod:`.membranes`), class "cell".
     - ``"organelles"``: nucleus–Golgi pairs (:mod:`.organelles`), classes "nucleus"/"golgi".
 
@@ -46,7 +47,7 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
 
     shape = tuple(cfg.shape)
     fg = make_foreground(cfg.foreground, shape, rng)
-    extras: dict[str, np.ndarray] = {}
+    layers = None
     achieved: dict = {"foreground_voxels": int(fg.sum())}
     if cfg.kind in ("nuclei", "membranes"):
         n = draw_count(cfg.placement, rng)
@@ -55,11 +56,8 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
         if cfg.kind == "nuclei":
             from cellsynth.simulate.nuclei import make_nuclei
 
-            labels, overlap = make_nuclei(fg, points, cfg.nuclei, rng)
-            if overlap is not None:
-                overlap[~fg] = 0
-                extras["overlap"] = overlap
-            cls = "nucleus"
+            labels, layers = make_nuclei(fg, points, cfg.nuclei, rng)
+            cls = cfg.nuclei.class_name
         else:
             from cellsynth.simulate.membranes import tessellate
 
@@ -67,6 +65,11 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
             cls = "cell"
         labels = np.where(fg, labels, 0)
         labels, old = relabel_consecutive(labels)
+        if layers is not None:  # same renumbering; objects are clipped to fg already
+            lut = np.zeros(int(max(old.max(initial=0), layers.max(initial=0))) + 1, labels.dtype)
+            lut[old] = np.arange(1, len(old) + 1)
+            layers = lut[layers]
+            layers = layers[layers.reshape(len(layers), -1).any(1)]
         classes = {i: cls for i in range(1, len(old) + 1)}
     elif cfg.kind == "organelles":
         from cellsynth.simulate.organelles import draw_pairs, nucleus_golgi
@@ -84,4 +87,4 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
         achieved[f"n_{c}"] = sum(1 for v in classes.values() if v == c)
     params = {"scene": config_to_dict(cfg), "achieved": achieved}
     return Scene(labels=labels, foreground=fg, spacing=tuple(cfg.spacing), classes=classes,
-                 params=params, extras=extras)
+                 params=params, layers=layers)

@@ -23,8 +23,9 @@ Mitosis (seed 003 C. elegans): a fraction ``mitotic_fraction`` of nuclei is shru
 
 Overlap: forbidden (default) -> a nucleus that would touch voxels of an earlier one is
 skipped (the requested count is ``len(points)``, the placed count ``labels.max()``);
-allowed -> every nucleus is drawn, ``overlap`` counts the nuclei covering each voxel (uint8,
-saturating) and each voxel keeps its first owner (earlier nuclei lie on top).
+allowed -> every nucleus is drawn whole into ``layers`` (a stack of non-overlapping label
+layers, :func:`cellsynth.scene.pack_layers`), each voxel of ``labels`` keeps its first
+owner (earlier nuclei lie on top); a nucleus entirely hidden under earlier ones is left out.
 
 Every nucleus is clipped to the foreground. All work happens in each nucleus' bounding box.
 """
@@ -40,6 +41,7 @@ from scipy import ndimage
 from cellsynth.config import NucleiConfig
 
 from cellsynth.errors import ConfigError, InputError
+from cellsynth.scene import pack_layers
 from cellsynth.simulate import shapes
 
 
@@ -53,8 +55,9 @@ def axis_ranges(ranges, ndim: int, what: str) -> list:
 
 def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
                 rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Label image (consecutive 1..N in placement order, uint16/uint32) and the overlap count
-    (uint8, only when ``cfg.allow_overlap``; else None)."""
+    """Label image (consecutive 1..N in placement order, uint16/uint32) and the layer stack
+    keeping overlapping nuclei whole ((L, *shape), same ids; only when ``cfg.allow_overlap``,
+    else None)."""
     fg = np.asarray(foreground)
     if fg.dtype != bool or fg.ndim not in (2, 3):
         raise ConfigError(f"foreground must be a 2D/3D boolean mask, got {fg.dtype} {fg.shape}")
@@ -71,7 +74,7 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     model = _shape_model(cfg, ndim) if cfg.shape == "shape_model" else None
     dtype = np.uint16 if len(points) < 65535 else np.uint32
     labels = np.zeros(fg.shape, dtype=dtype)
-    overlap = np.zeros(fg.shape, dtype=np.uint8) if cfg.allow_overlap else None
+    boxed: Optional[list] = [] if cfg.allow_overlap else None
     next_id = 1
     size = 1.0
     if cfg.radius_reference_count is not None and len(points):
@@ -89,19 +92,19 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
         if not mask.any():
             continue
         box = labels[sl]
-        if overlap is None:
+        if boxed is None:
             if (box[mask] != 0).any():
                 continue  # overlap forbidden: skip this nucleus
             box[mask] = next_id
         else:
-            ov = overlap[sl]
-            ov[mask] = np.minimum(ov[mask].astype(np.uint16) + 1, 255).astype(np.uint8)
             free = mask & (box == 0)
             if not free.any():
                 continue  # completely hidden under earlier nuclei: no label of its own
             box[free] = next_id
+            boxed.append((sl, mask))
         next_id += 1
-    return labels, overlap
+    layers = None if boxed is None else pack_layers(boxed, fg.shape).astype(dtype, copy=False)
+    return labels, layers
 
 
 def nucleus_shape(cfg: NucleiConfig, ndim: int, scale_ranges, model, rng, size: float = 1.0):
