@@ -9,6 +9,7 @@ import pytest
 from cellsynth.cli import main
 from cellsynth.benchmark import syn2real as bm
 from cellsynth.io import write_tiff
+from cellsynth.metrics.compare import score_segmentation
 
 
 def _blobs(shape, radius, n, rng):
@@ -65,7 +66,7 @@ def test_benchmark_tiny_all_arms(tiny):
     assert len(data["tests"]) == 15  # every pair of 6 arms
     assert all(0.0 <= t["p_value"] <= 1.0 for t in data["tests"])
     for r in ("physics", "sketch", "diffusion"):
-        assert data["image_metrics"][r]["bhattacharyya"] >= 0
+        assert data["image_metrics"][r]["histogram"]["bhattacharyya"] >= 0
     # the fitted config: radius of the 5-px discs
     lo, hi = data["fit"]["overlay"]["scene"]["nuclei"]["radius"]
     assert lo <= 5.2 and hi >= 4.8
@@ -78,12 +79,12 @@ def test_benchmark_tiny_all_arms(tiny):
 def test_scores_and_tests():
     gt = np.zeros((32, 32), np.uint16)
     gt[2:10, 2:10], gt[20:28, 20:28] = 1, 2
-    s = bm.score_image(gt, gt)
+    s = score_segmentation(gt, gt)
     assert {k: s[k] for k in bm.METRICS} == {"ap50": 1.0, "ap50_95": 1.0, "dice": 1.0, "seg": 1.0}
     assert (s["n_true"], s["n_pred"], s["precision50"], s["recall50"]) == (2, 2, 1.0, 1.0)
     half = gt.copy()
     half[half == 2] = 0
-    s = bm.score_image(gt, half)
+    s = score_segmentation(gt, half)
     assert s["ap50"] == pytest.approx(0.5) and s["recall50"] == 0.5 and s["precision50"] == 1.0
     arms = {"a": {"per_image": {str(i): {"ap50": 0.9 + 0.01 * i} for i in range(8)}},
             "b": {"per_image": {str(i): {"ap50": 0.1 + 0.01 * i} for i in range(8)}}}

@@ -148,3 +148,43 @@ def test_images_inception_weights_never_downloaded(tmp_path, rng, capsys):
     assert main(["evaluate", "images", "--real", str(real), "--synthetic", str(real),
                  "--inception-weights", str(tmp_path / "none.safetensors")]) == 2
     assert "nothing is downloaded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (6, 24, 24)])
+def test_cli_and_benchmark_report_the_same_numbers(tmp_path, rng, capsys, shape):
+    """`cellsynth evaluate images|segmentation` and the Syn2Real benchmark share one pipeline."""
+    from cellsynth.benchmark import syn2real as bm
+    from cellsynth.io import read_image, read_labels
+
+    real, syn, gt, pred = (tmp_path / d for d in ("real", "syn", "gt", "pred"))
+    for k in range(3):
+        lab = blobs(rng, shape)
+        write_tiff(real / f"s{k}.tif", render(lab, rng))
+        write_tiff(syn / f"t{k}.tif", (render(blobs(rng, shape), rng) / 3.0).astype(np.float32))
+        write_tiff(gt / f"s{k}.tif", lab)
+        write_tiff(pred / f"s{k}.tif", np.where(lab == 1, 0, lab).astype(np.uint16))  # object 1 missed
+    out = tmp_path / "img.json"
+    assert main(["evaluate", "images", "--real", str(real), "--synthetic", str(syn), "--json", str(out),
+                 "--no-progress"]) == 0
+    cli = json.loads(out.read_text())
+    bench = bm.image_metrics([read_image(p) for p in sorted(real.glob("*.tif"))],
+                             [read_image(p) for p in sorted(syn.glob("*.tif"))])
+    for key in ("bhattacharyya", "hellinger", "kl_real_synthetic"):
+        assert cli["histogram"][key] == pytest.approx(bench["histogram"][key], rel=1e-12, abs=1e-15)
+    assert cli["features"]["fid"] == pytest.approx(bench["features"]["fid"], rel=1e-9)
+    assert cli["spectrum"]["log10_mae"] == pytest.approx(bench["spectrum"]["log10_mae"], rel=1e-12)
+    assert cli["histogram"]["bhattacharyya"] > 0.01  # a real difference, not two zeros
+
+    out = tmp_path / "seg.json"
+    assert main(["evaluate", "segmentation", "--gt", str(gt), "--pred", str(pred), "--json", str(out),
+                 "--no-progress"]) == 0
+    per_cli = json.loads(out.read_text())["per_image"]
+    pairs = [(p.stem, real / p.name, p) for p in sorted(gt.glob("*.tif"))]
+    preds = {p.stem: read_labels(p) for p in sorted(pred.glob("*.tif"))}
+    order = iter(sorted(preds))  # score_arm predicts the pairs in order
+    per_bench, _ = bm.score_arm(lambda img: preds[next(order)], pairs, progress=False)
+    assert set(per_bench) == set(per_cli)
+    for name, b in per_bench.items():
+        for key in bm.METRICS:
+            assert per_cli[name][key] == pytest.approx(b[key], nan_ok=True)
+        assert b["ap50"] < 1.0  # the missed object counts

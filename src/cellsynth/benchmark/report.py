@@ -104,9 +104,9 @@ def fig_spectra(image_metrics: dict) -> str:
     for r, m in image_metrics.items():
         sp = m["spectrum"]
         if not real_done:
-            ax.plot(sp["freq"], sp["real"], color="k", lw=2, label="real")
+            ax.plot(sp["freq_cycles_per_px"], sp["real_log10_power"], color="k", lw=2, label="real")
             real_done = True
-        ax.plot(sp["freq"], sp["synthetic"], color=_COLORS.get(r), label=r)
+        ax.plot(sp["freq_cycles_per_px"], sp["synthetic_log10_power"], color=_COLORS.get(r), label=r)
     ax.set_xlabel("frequency (cycles/px)")
     ax.set_ylabel("log10 power")
     ax.legend()
@@ -208,8 +208,10 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
     im = report.get("image_metrics") or {}
     if im:
         parts.append("<h2>Synthetic vs real images</h2>")
-        parts.append(_table(["renderer", "histogram Bhattacharyya", "histogram KL", "spectrum |Δ log10 P|"],
-                            [[r, m["bhattacharyya"], m["kl"], m["spectrum_log10_mae"]] for r, m in im.items()]))
+        parts.append(_table(["renderer", "histogram Bhattacharyya", "histogram KL", "FID*", "spectrum |Δ log10 P|"],
+                            [[r, m["histogram"]["bhattacharyya"], m["histogram"]["kl_real_synthetic"],
+                              m["features"]["fid"], m["spectrum"]["log10_mae"]] for r, m in im.items()]))
+        parts.append(f"<p>* {next(iter(im.values()))['features']['note']}</p>")
         parts.append(f"<img src='{fig_histograms(real_images, syn_images)}' alt='histograms'> "
                      f"<img src='{fig_spectra(im)}' alt='spectra'>")
     # montages

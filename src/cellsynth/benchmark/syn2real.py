@@ -41,7 +41,6 @@ from ..errors import InputError
 ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real", "classical")
 METRICS = ("ap50", "ap50_95", "dice", "seg")
 METRIC_NAMES = {"ap50": "AP@0.5", "ap50_95": "AP@0.5:0.95", "dice": "Dice", "seg": "SEG"}
-IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2))
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "nuclei2d-dsb"
 
 
@@ -257,17 +256,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
 
 
 # --------------------------------------------------------------------------- scoring
-def score_image(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """AP@0.5, AP@0.5:0.95, foreground Dice and SEG of one predicted instance mask."""
-    from ..metrics import segmentation as segm
-
-    ms = segm.matching(gt, pred, thresh=list(IOU_THRESHOLDS))  # one overlap, all thresholds
-    acc = np.asarray([m["accuracy"] for m in ms], float)  # tp / (tp + fp + fn), the DSB "AP"
-    return {"ap50": float(acc[0]), "ap50_95": float(acc.mean()),
-            "dice": float(segm.dice(gt, pred)), "seg": float(segm.seg_score(gt, pred)),
-            # what drives AP@0.5: missed (recall) vs spurious/split (precision) objects
-            "precision50": float(ms[0]["precision"]), "recall50": float(ms[0]["recall"]),
-            "n_true": int(ms[0]["n_true"]), "n_pred": int(ms[0]["n_pred"])}
+PER_IMAGE_KEYS = ("ap50", "ap50_95", "dice", "seg", "precision50", "recall50", "n_true", "n_pred")
 
 
 def score_arm(predict: Callable[[np.ndarray], np.ndarray], test_pairs: list, progress: bool = True,
@@ -275,11 +264,14 @@ def score_arm(predict: Callable[[np.ndarray], np.ndarray], test_pairs: list, pro
     """Per-image scores of one arm, and the predictions of the images named in ``keep``."""
     from tqdm.auto import tqdm
 
+    from ..metrics.compare import score_segmentation
+
     per, kept = {}, {}
     for name, img_p, mask_p in tqdm(test_pairs, desc="score", disable=not progress, leave=False):
         img, gt = read_image(img_p), read_labels(mask_p)
         pred = np.asarray(predict(img))
-        per[name] = score_image(gt, pred)
+        sc = score_segmentation(gt, pred)  # the same per-image scores as `cellsynth evaluate segmentation`
+        per[name] = {k: sc[k] for k in PER_IMAGE_KEYS}
         if name in keep:
             kept[name] = pred
     return per, kept
@@ -320,36 +312,12 @@ def ranksum_tests(arms: dict[str, dict], metric: str = "ap50") -> list[dict]:
 
 
 # --------------------------------------------------------------------------- image metrics
-def _norm(img: np.ndarray) -> np.ndarray:
-    from ..fit import normalize
-    return np.clip(normalize(img), -0.2, 1.2)
-
-
-def spectrum_profile(images: Sequence[np.ndarray], n_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Mean log10 radial power spectrum of normalised images on a common grid (cycles/px)."""
-    from ..metrics.image import radial_power_spectrum
-
-    grid = np.linspace(0.5 / n_bins, 0.5, n_bins)
-    logs = []
-    for img in images:
-        f, p = radial_power_spectrum(_norm(img))
-        logs.append(np.interp(grid, f, np.log10(np.maximum(p, 1e-12))))
-    return grid, np.mean(logs, axis=0)
-
-
 def image_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]) -> dict:
-    """Realism of a synthetic set vs real images (percentile-normalised, pooled histograms)."""
-    from ..metrics.image import histogram_distance, histogram_kl
+    """Realism of a synthetic set vs real images: :func:`cellsynth.metrics.compare.compare_images`
+    with its defaults, i.e. the numbers ``cellsynth evaluate images`` reports for the same images."""
+    from ..metrics.compare import compare_images
 
-    r = [_norm(x) for x in real]
-    s = [_norm(x) for x in synthetic]
-    rng = (-0.2, 1.2)
-    g, pr = spectrum_profile(real)
-    _, ps = spectrum_profile(synthetic)
-    return {"bhattacharyya": histogram_distance(r, s, bins=128, range=rng),
-            "kl": histogram_kl(r, s, bins=128, range=rng),
-            "spectrum_log10_mae": float(np.mean(np.abs(pr - ps))),
-            "spectrum": {"freq": g.tolist(), "real": pr.tolist(), "synthetic": ps.tolist()}}
+    return compare_images(real, synthetic)
 
 
 # --------------------------------------------------------------------------- stages
@@ -552,6 +520,7 @@ def _notes(report: dict) -> list[str]:
         notes.append(f"Mix2Real uses the renderer with the best Syn2Real AP@0.5 on this test set ({best}); "
                      "that choice looks at the test labels, the Syn2Real arms themselves do not.")
     for r, m in report["image_metrics"].items():
-        notes.append(f"{r}: histogram Bhattacharyya {m['bhattacharyya']:.3f}, KL {m['kl']:.3f}, "
-                     f"spectrum |Δlog10 P| {m['spectrum_log10_mae']:.3f} vs the real test images")
+        h = m["histogram"]
+        notes.append(f"{r}: histogram Bhattacharyya {h['bhattacharyya']:.3f}, KL {h['kl_real_synthetic']:.3f}, "
+                     f"spectrum |Δlog10 P| {m['spectrum']['log10_mae']:.3f} vs the real test images")
     return notes

@@ -91,11 +91,6 @@ def _folder(d: Path, sub: str) -> Path:
     return d
 
 
-def _progress(it, disable: bool, desc: str, total: Optional[int] = None):
-    from tqdm import tqdm
-    return tqdm(it, desc=desc, total=total, disable=disable, leave=False, file=sys.stderr)
-
-
 def _fmt(v) -> str:
     if v is None:
         return "n/a"
@@ -104,99 +99,35 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if np.isfinite(v) else str(v)
 
 
-def _read_set(folder: Path, what: str, progress: bool) -> dict[str, np.ndarray]:
+def _read(folder: Path, what: str, reader, progress: bool) -> dict[str, np.ndarray]:
+    from tqdm import tqdm
+
     files = list_images(folder, what=what)
-    return {f.stem: read_image(f) for f in _progress(files, not progress, f"read {what}")}
+    return {f.stem: reader(f) for f in tqdm(files, desc=f"read {what}", disable=not progress, leave=False,
+                                            file=sys.stderr)}
 
 
-def _check_ndim(sets: dict[str, dict[str, np.ndarray]]) -> int:
-    dims = {(w, n): a.ndim for w, s in sets.items() for n, a in s.items()}
-    nds = set(dims.values())
-    if len(nds) > 1:
-        w2 = next(k for k, v in dims.items() if v != next(iter(dims.values())))
-        raise InputError(f"all images must be 2D or all 3D; {w2[0]} image '{w2[1]}' is {dims[w2]}D "
-                         f"but others are {next(iter(dims.values()))}D")
-    return nds.pop()
+def _write(path: Optional[Path], out: dict) -> None:
+    if path:
+        write_json(path, out)
+        print(f"wrote {path}")
 
 
 # --------------------------------------------------------------------------- images
 def _images(args) -> int:
     from ..metrics import image as im
-    from ..metrics.stats import summary
+    from ..metrics.compare import compare_images
 
     progress = not args.no_progress
     if args.bins < 2:
         raise InputError(f"--bins must be >= 2, got {args.bins}")
     ex = im.InceptionExtractor(args.inception_weights) if args.inception_weights else im.default_extractor()
-    real = _read_set(_folder(args.real, "images"), "real", progress)
-    syn = _read_set(_folder(args.synthetic, "images"), "synthetic", progress)
-    ndim = _check_ndim({"real": real, "synthetic": syn})
-
-    if args.normalize == "percentile":
-        norm = im.normalize_percentile
-        rng: Optional[tuple[float, float]] = (0.0, 1.0)
-        data_range: Optional[float] = 1.0
-    else:
-        norm = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-        rng, data_range = None, None
-    r = {k: norm(v) for k, v in real.items()}
-    s = {k: norm(v) for k, v in syn.items()}
-
-    out: dict = {"n_real": len(r), "n_synthetic": len(s), "ndim": ndim, "normalize": args.normalize,
-                 "bins": args.bins}
-    rl, sl = list(r.values()), list(s.values())
-    out["histogram"] = {
-        "bhattacharyya": im.histogram_distance(rl, sl, bins=args.bins, range=rng),
-        "hellinger": im.histogram_distance(rl, sl, bins=args.bins, range=rng, form="hellinger"),
-        "kl_real_synthetic": im.histogram_kl(rl, sl, bins=args.bins, range=rng),
-    }
-
-    fr = ex(rl, progress=progress)
-    fs = ex(sl, progress=progress)
-    feat: dict = {"extractor": ex.name, "note": ex.note, "n_features": int(fr.shape[1])}
-    if len(rl) >= 2 and len(sl) >= 2:
-        feat["fid"] = im.fid(fr, fs)
-        kid_mean, kid_std = im.kid(fr, fs, n_subsets=args.kid_subsets, subset_size=1000, seed=args.seed)
-        feat.update(kid=kid_mean, kid_std=kid_std, kid_subset_size=min(1000, len(rl), len(sl)))
-    else:
-        feat.update(fid=None, kid=None, kid_std=None, reason="FID/KID need at least 2 images per set")
-    out["features"] = feat
-
-    grid = np.linspace(0.5 / 32, 0.5, 32)  # cycles/px, common to all image sizes
-    spec = {}
-    for name, imgs in (("real", rl), ("synthetic", sl)):
-        logs = []
-        for a in imgs:
-            f, p = im.radial_power_spectrum(a)
-            logs.append(np.interp(grid, f, np.log10(np.maximum(p, 1e-12))))
-        spec[name] = np.mean(logs, axis=0)
-    out["spectrum"] = {"freq_cycles_per_px": grid.tolist(), "real_log10_power": spec["real"].tolist(),
-                       "synthetic_log10_power": spec["synthetic"].tolist(),
-                       "log10_mae": float(np.mean(np.abs(spec["real"] - spec["synthetic"])))}
-
-    # paired metrics where names (and shapes) match
-    per, skipped = {}, []
-    for name in sorted(set(r) & set(s)):
-        a, b = r[name], s[name]
-        if a.shape != b.shape:
-            skipped.append({"name": name, "reason": f"shapes differ: real {a.shape}, synthetic {b.shape}"})
-            continue
-        per[name] = {"ssim": im.ssim(a, b, data_range=data_range), "psnr": im.psnr(a, b, data_range=data_range),
-                     "nrmse": im.nrmse(a, b), "zncc": im.zncc(a, b), "ncc": im.ncc(a, b),
-                     "bhattacharyya": im.histogram_distance(a, b, bins=args.bins, range=rng),
-                     "profile_zncc": im.zncc(*(im.intensity_profile(x, axis=-1, center_axis=-2 if ndim == 3 else None)
-                                              for x in (a, b)))}
-    paired: dict = {"n_pairs": len(per), "skipped": skipped}
-    if per:
-        for m in ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya", "profile_zncc"):
-            paired[m] = summary([v[m] for v in per.values() if np.isfinite(v[m])])
-        paired["per_image"] = per
-    out["paired"] = paired
-
+    real = _read(_folder(args.real, "images"), "real", read_image, progress)
+    syn = _read(_folder(args.synthetic, "images"), "synthetic", read_image, progress)
+    out = compare_images(real, syn, bins=args.bins, normalize=args.normalize, extractor=ex,
+                         kid_subsets=args.kid_subsets, seed=args.seed, progress=progress)
     _print_images(out)
-    if args.json:
-        write_json(args.json, out)
-        print(f"wrote {args.json}")
+    _write(args.json, out)
     return 0
 
 
@@ -222,81 +153,20 @@ def _print_images(out: dict) -> None:
 
 
 # --------------------------------------------------------------------------- segmentation
-def _pairs(gt_dir: Path, pred_dir: Path) -> list[tuple[str, Path, Path]]:
-    gts = {p.stem: p for p in list_images(gt_dir, what="ground-truth")}
-    preds = {p.stem: p for p in list_images(pred_dir, what="prediction")}
-    missing = sorted(set(gts) - set(preds))
-    extra = sorted(set(preds) - set(gts))
-    if missing:
-        raise InputError(f"{len(missing)} ground-truth mask(s) have no prediction of the same name in "
-                         f"'{pred_dir}' (e.g. {', '.join(missing[:3])})")
-    if extra:
-        raise InputError(f"{len(extra)} prediction(s) have no ground-truth mask of the same name in "
-                         f"'{gt_dir}' (e.g. {', '.join(extra[:3])})")
-    return [(n, gts[n], preds[n]) for n in sorted(gts)]
-
-
 def _segmentation(args) -> int:
-    from ..metrics import segmentation as sg
-    from ..metrics.stats import summary
+    from ..metrics.compare import check_pairs, score_segmentations
 
     progress = not args.no_progress
-    table_thr = [float(t) for t in (args.thresholds or sg.DEFAULT_THRESHOLDS)]
-    for t in table_thr:
-        if not 0.0 < t <= 1.0:
-            raise InputError(f"--thresholds must lie in (0, 1], got {t}")
-    pairs = _pairs(_folder(args.gt, "masks"), _folder(args.pred, "masks"))
-    data = []
-    for name, gp, pp in _progress(pairs, not progress, "read masks"):
-        g, p = read_labels(gp), read_labels(pp)
-        if g.shape != p.shape:
-            raise InputError(f"prediction '{pp}' has shape {p.shape} but ground truth '{gp}' has {g.shape}")
-        data.append((name, g, p))
-
-    std = list(sg.DEFAULT_THRESHOLDS)
-    thrs = sorted(set(table_thr) | set(std))
-    per_image, seg_j = {}, []
-    per_thr_rows = [[] for _ in thrs]
-    for name, g, p in _progress(data, not progress, "score"):
-        rows = sg.matching(g, p, thresh=thrs)
-        for k, r in enumerate(rows):
-            per_thr_rows[k].append(r)
-        acc = {t: r["accuracy"] for t, r in zip(thrs, rows)}
-        j = sg.seg_per_object(g, p)
-        seg_j.append(j)
-        bf = sg.boundary_f1(g, p, tolerance=args.tolerance)
-        ca = sg.centroid_accuracy(g, p, tolerance=args.centroid_tolerance)
-        per_image[name] = {
-            "n_true": rows[0]["n_true"], "n_pred": rows[0]["n_pred"],
-            "ap50": acc[0.5], "ap50_95": float(np.mean([acc[t] for t in std])),
-            "f1_50": rows[thrs.index(0.5)]["f1"], "pq_50": rows[thrs.index(0.5)]["panoptic_quality"],
-            "dice": sg.dice(g, p), "seg": float(j.mean()) if j.size else float("nan"),
-            "boundary_f1": bf["f1"], "centroid_accuracy": ca["accuracy"],
-        }
-
-    # pool counts over images per threshold (StarDist matching_dataset, by_image=False)
-    pooled = {t: sg.pool_matching(rows) for t, rows in zip(thrs, per_thr_rows)}
-    all_j = np.concatenate(seg_j) if seg_j else np.zeros(0)
-    res: dict = {
-        "n_images": len(data),
-        "ap50": pooled[0.5]["accuracy"],
-        "ap50_95": float(np.mean([pooled[t]["accuracy"] for t in std])),
-        "pq50": pooled[0.5]["panoptic_quality"],
-        "seg": float(all_j.mean()) if all_j.size else float("nan"),
-        "dice": summary([v["dice"] for v in per_image.values()])["mean"],
-        "boundary_f1": summary([v["boundary_f1"] for v in per_image.values()])["mean"],
-        "boundary_tolerance_px": args.tolerance,
-        "centroid_accuracy": summary([v["centroid_accuracy"] for v in per_image.values()])["mean"],
-        "centroid_tolerance_px": args.centroid_tolerance,
-        "per_threshold": [pooled[t] for t in table_thr],
-        "per_image_summary": {m: summary([v[m] for v in per_image.values()])
-                              for m in ("ap50", "ap50_95", "dice", "seg", "boundary_f1")},
-        "per_image": per_image,
-    }
+    gt_dir, pred_dir = _folder(args.gt, "masks"), _folder(args.pred, "masks")
+    # pairing by name is checked before any mask is read
+    check_pairs((p.stem for p in list_images(gt_dir, what="ground-truth")),
+                (p.stem for p in list_images(pred_dir, what="prediction")), f" in '{pred_dir}' / '{gt_dir}'")
+    res = score_segmentations(_read(gt_dir, "ground-truth", read_labels, progress),
+                              _read(pred_dir, "prediction", read_labels, progress),
+                              thresholds=args.thresholds, tolerance=args.tolerance,
+                              centroid_tolerance=args.centroid_tolerance, progress=progress)
     _print_segmentation(res)
-    if args.json:
-        write_json(args.json, res)
-        print(f"wrote {args.json}")
+    _write(args.json, res)
     return 0
 
 
