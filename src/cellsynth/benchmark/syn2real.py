@@ -58,7 +58,8 @@ class BenchmarkSettings:
     config : YAML overlay; None = fit one from ``train_images``.
     diffusion_model : trained diffusion model folder; None = the shipped model, else
         train one on ``train_images`` within ``diffusion_budget_s`` seconds.
-    n : synthetic samples per renderer (N); ``n_diffusion`` for the (slow) diffusion renderer.
+    n : synthetic samples per renderer (N); the (slow) diffusion renderer makes min(N, ``n_diffusion``)
+        (None = N).
     steps : segmenter training steps per arm.
     renderers : which Syn2Real arms to run.
     max_test, max_train : use at most this many test / real training images (None = all).
@@ -76,7 +77,7 @@ class BenchmarkSettings:
     config: Optional[Path] = None
     diffusion_model: Optional[Path] = None
     n: int = 100
-    n_diffusion: Optional[int] = None
+    n_diffusion: Optional[int] = 60
     steps: int = 600
     renderers: tuple[str, ...] = ("physics", "sketch", "diffusion")
     max_test: Optional[int] = None
@@ -190,6 +191,10 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
         raise ConfigError(f"--n {s.n}: need at least 1 synthetic sample per renderer")
     if s.steps < 1:
         raise ConfigError(f"--steps {s.steps}: need at least 1 training step")
+    for k in ("n_diffusion", "max_test", "max_train", "fit_images"):
+        v = getattr(s, k)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{k.replace('_', '-')} {v}: must be >= 1")
     for r in s.renderers:
         if r not in RENDERERS:
             raise ConfigError(f"unknown renderer '{r}'; choose from {', '.join(RENDERERS)}")

@@ -58,24 +58,15 @@ def run(args: argparse.Namespace) -> int:
     renderers = tuple(r.strip() for r in args.renderers.split(",") if r.strip())
     if not renderers:
         raise ConfigError("--renderers: give at least one of physics, sketch, diffusion")
-    for name in ("n", "n_diffusion", "steps", "max_test", "max_train", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} {v}: must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be >= 1")
     kw = dict(train_images=args.train_images, train_masks=args.train_masks, test=args.test, out=args.out,
               preset=args.preset, config=args.config, diffusion_model=args.diffusion_model,
               renderers=renderers, seed=args.seed, workers=args.workers, device=args.device,
               progress=not args.no_progress, n=args.n, n_diffusion=args.n_diffusion, steps=args.steps,
               max_test=args.max_test, max_train=args.max_train, diffusion_budget_s=args.diffusion_budget)
-    if args.quick:
-        settings = quick_settings(**kw)
-    else:
-        defaults = dict(n=100, steps=600, diffusion_budget_s=900.0)
-        kw = {k: (defaults[k] if v is None and k in defaults else v) for k, v in kw.items()}
-        if kw["n_diffusion"] is None:
-            kw["n_diffusion"] = min(kw["n"], 60)
-        settings = BenchmarkSettings(**{k: v for k, v in kw.items() if v is not None or k in
-                                        ("train_masks", "config", "diffusion_model", "max_test", "max_train")})
+    kw = {k: v for k, v in kw.items() if v is not None}  # unset options keep the library's defaults
+    settings = quick_settings(**kw) if args.quick else BenchmarkSettings(**kw)
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

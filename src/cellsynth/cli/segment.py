@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 TRAIN_HELP = """Train a 3-class (background / boundary / interior) U-Net segmenter on one or more
@@ -85,39 +84,10 @@ def _train(args) -> int:
 
 
 def _predict(args) -> int:
-    from tqdm import tqdm
+    from ..segment.predict import segment_folder
 
-    from ..io import list_images, read_image, write_tiff
-
-    from ..errors import InputError
-
-    files = list_images(args.images, what="images")
-    if args.model == "classical":
-        from ..segment.classical import classical_segment
-        min_size = 15 if args.min_size is None else args.min_size
-
-        def segment(img):
-            return classical_segment(img, sigma=args.sigma, min_size=min_size, min_distance=args.min_distance)
-        ndim = None
-    else:
-        from ..segment.unet import load_segmenter, resolve_device
-        seg = load_segmenter(args.model, device=str(resolve_device(args.device)))
-        if args.min_size is not None:
-            seg.postprocess = seg.postprocess.model_copy(update={"min_size": args.min_size})
-        ndim = seg.spatial_dims
-        seg.check_tile(args.tile, args.overlap)
-
-        def segment(img):
-            return seg.predict(img, tile=args.tile, overlap=args.overlap)
-    # validate every input before writing any output
-    for f in files:
-        img = read_image(f)
-        if ndim is not None and img.ndim != ndim:
-            raise InputError(f"image '{f}' is {img.ndim}D but the model '{args.model}' is {ndim}D")
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError(f"output '{args.out}' exists and is not a folder")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for f in tqdm(files, desc="segment", disable=args.no_progress, file=sys.stderr):
-        write_tiff(args.out / f.name, segment(read_image(f)))
-    print(f"segmented {len(files)} images -> {args.out}")
+    written = segment_folder(args.model, args.images, args.out, progress=not args.no_progress,
+                             device=args.device, tile=args.tile, overlap=args.overlap, min_size=args.min_size,
+                             sigma=args.sigma, min_distance=args.min_distance)
+    print(f"segmented {len(written)} images -> {args.out}")
     return 0
