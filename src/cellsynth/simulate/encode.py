@@ -5,7 +5,9 @@
 - :func:`distance_map` — per-instance Euclidean distance to the object's border;
 - :func:`positional_map` — the positional conditioning f_pos of seed 001 eq. 1;
 - :func:`centroids` — instance centroids (N, ndim);
-- :func:`grayscale_overlap` — seed 002's single-channel encoding of overlapping instances.
+- :func:`grayscale_overlap` / :func:`decode_grayscale` — seed 002's single-channel encoding
+  of overlapping instances and its inverse (with :func:`overlap_graph`,
+  :func:`overlap_colouring`, :func:`area_range`, :func:`grayscale_report`).
 
 All work for 2D (YX) and 3D (ZYX) alike; inputs are validated and bad ones raise
 :class:`cellsynth.io.InputError`.
@@ -13,13 +15,14 @@ All work for 2D (YX) and 3D (ZYX) alike; inputs are validated and bad ones raise
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
 from cellsynth.errors import InputError
+from cellsynth.scene import Scene, pack_layers, relabel_consecutive
 
 _SLAB = 2 ** 21  # voxels per slab where whole-volume temporaries would be float64
 
@@ -210,72 +213,328 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
     return out
 
 
-def grayscale_overlap(masks: Sequence[np.ndarray], max_labels: int = 4, drop_covered: float = 0.7,
-                      rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002's single-channel encoding of overlapping instances.
+def _object_layers(objects, what: str) -> np.ndarray:
+    """(L, *shape) label layers with object ids 1..n from a Scene or a sequence of bool masks."""
+    if isinstance(objects, Scene):
+        return objects.layers if objects.layers is not None else objects.labels[None]
+    masks = [np.asarray(m) for m in objects]
+    if not masks:
+        raise InputError(f"{what}: no instance masks given")
+    shape = masks[0].shape
+    if len(shape) not in (2, 3):
+        raise InputError(f"{what}: masks must be 2D (YX) or 3D (ZYX), got shape {shape}")
+    for i, m in enumerate(masks):
+        if m.dtype != bool or m.shape != shape:
+            raise InputError(f"{what}: mask {i} must be bool with shape {shape}, got {m.dtype} {m.shape}")
+    return pack_layers(masks, shape)
 
-    Build the overlap graph (edge u-v when the instances share pixels, weight = fraction
-    of u covered by v), drop instances covered more than ``drop_covered`` by the
-    others, colour the graph by breadth-first flood fill with the fewest gray levels
-    (greedy, at most ``max_labels``: 4 LIVECell, 3 TissueNet; an instance needing more
-    is dropped), and spread the levels over 1..255, shuffled per image.
+
+def overlap_graph(objects, touching: bool = True) -> tuple[np.ndarray, dict[tuple[int, int], int], set]:
+    """The overlap graph of seed 002 (Lesmes-Leon et al. 2025, Algorithm 1).
 
     Parameters
     ----------
-    masks : sequence of bool ndarrays, one per instance, same shape (overlaps allowed)
-    max_labels : cap on gray levels
-    drop_covered : drop an instance whose area is covered more than this by others
-    rng : shuffles the level -> gray value assignment (identity order when None)
+    objects : Scene (its ``layers`` where objects overlap, else ``labels``) or a sequence
+        of bool masks, one per object (overlaps allowed); object ``i`` has id ``i + 1``.
+    touching : also join objects that only touch (face neighbours), not just those that
+        share pixels — otherwise touching objects given the same gray level would merge
+        when the mask is decoded.
 
     Returns
     -------
-    (gray uint8 image — 0 background; where instances overlap, the later kept one wins —,
-     kept: indices of the instances that are encoded)
+    area : (n,) int, pixels per object;
+    shared : {(u, v): pixels u and v share} for u < v (0-based indices);
+    edges : set of (u, v), u < v, the graph's edges (sharing, or touching when asked).
+    The directed weight u→v of the paper is ``shared[u, v] / area[u]``.
+
+    Examples
+    --------
+    >>> a = np.zeros((5, 8), bool); a[1:4, 0:4] = True
+    >>> b = np.zeros((5, 8), bool); b[1:4, 2:5] = True
+    >>> c = np.zeros((5, 8), bool); c[1:4, 5:8] = True
+    >>> area, shared, edges = overlap_graph([a, b, c])
+    >>> area.tolist(), shared, sorted(edges)
+    ([12, 9, 9], {(0, 1): 6}, [(0, 1), (1, 2)])
     """
-    masks = [np.asarray(m) for m in masks]
-    if not masks:
-        raise InputError("grayscale_overlap: no instance masks given")
-    shape = masks[0].shape
-    for i, m in enumerate(masks):
-        if m.dtype != bool or m.shape != shape:
-            raise InputError(f"grayscale_overlap: mask {i} must be bool with shape {shape}, "
-                             f"got {m.dtype} {m.shape}")
-    if max_labels < 1 or max_labels > 255:
-        raise InputError(f"grayscale_overlap: max_labels must be in 1..255, got {max_labels}")
-    n = len(masks)
-    flat = np.stack([m.ravel() for m in masks]).astype(np.float32)     # (n, P)
-    area = flat.sum(1)
-    inter = flat @ flat.T                                              # shared pixels
-    # covered fraction of u by the union of the others
-    cover = np.zeros(n)
-    for u in range(n):
-        others = np.delete(flat, u, 0).max(0) if n > 1 else np.zeros_like(flat[u])
-        cover[u] = (flat[u] * others).sum() / max(area[u], 1.0)
-    keep = (cover <= drop_covered) & (area > 0)
-    adj = (inter > 0) & keep[None] & keep[:, None]
-    np.fill_diagonal(adj, False)
+    return _graph(_object_layers(objects, "overlap_graph"), touching)
+
+
+def _graph(layers: np.ndarray, touching: bool):
+    n = int(layers.max()) if layers.size else 0
+    area = np.zeros(n + 1, np.int64)
+    for lay in layers:
+        area += np.bincount(lay.ravel(), minlength=n + 1)[: n + 1]
+    base = np.int64(n + 1)
+
+    def pairs(x, y):
+        hit = (x > 0) & (y > 0) & (x != y)
+        u, v = x[hit].astype(np.int64), y[hit].astype(np.int64)
+        codes = np.minimum(u, v) * base + np.maximum(u, v)
+        return np.unique(codes, return_counts=True)
+
+    shared: dict[tuple[int, int], int] = {}
+    for a in range(len(layers)):
+        for b in range(a + 1, len(layers)):
+            for code, cnt in zip(*pairs(layers[a], layers[b])):
+                key = (int(code // base) - 1, int(code % base) - 1)
+                shared[key] = shared.get(key, 0) + int(cnt)
+    edges = set(shared)
+    if touching:
+        nd = layers.ndim - 1
+        for a in range(len(layers)):
+            for b in range(len(layers)):
+                for ax in range(nd):
+                    lo = [slice(None)] * nd
+                    hi = [slice(None)] * nd
+                    lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+                    for code in pairs(layers[a][tuple(lo)], layers[b][tuple(hi)])[0]:
+                        edges.add((int(code // base) - 1, int(code % base) - 1))
+    return area[1:], shared, edges
+
+
+def overlap_colouring(objects, max_labels: int = 4, drop_covered: float = 0.7,
+                      touching: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Colour the overlap graph with few gray labels (seed 002 Algorithm 1).
+
+    Objects with an out-edge weight above ``drop_covered`` (a fraction of their area covered
+    by one other object) are dropped first — all at once, as in the paper. Each connected
+    cluster is then flood-filled breadth first from its lowest-index object, every object
+    taking the smallest label none of its coloured neighbours has; an object that would
+    need label ``max_labels`` or more is dropped (the label cap).
+
+    Returns
+    -------
+    colour : (n,) int, the label 0..max_labels-1 of each object, -1 where dropped;
+    reason : (n,) int, 0 kept, 1 empty, 2 covered above ``drop_covered``, 3 over the label cap.
+
+    Examples
+    --------
+    A path of three touching squares needs two labels; the third square fully inside
+    the first is dropped:
+
+    >>> m = [np.zeros((4, 9), bool) for _ in range(4)]
+    >>> m[0][:, 0:3] = m[1][:, 3:6] = m[2][:, 6:9] = True; m[3][1:3, 1:2] = True
+    >>> colour, reason = overlap_colouring(m)
+    >>> colour.tolist(), reason.tolist()
+    ([0, 1, 0, -1], [0, 0, 0, 2])
+    """
+    return _colouring(_object_layers(objects, "overlap_colouring"), max_labels, drop_covered, touching)
+
+
+def _colouring(layers: np.ndarray, max_labels: int, drop_covered: float, touching: bool):
+    if not (isinstance(max_labels, (int, np.integer)) and 1 <= max_labels <= 255):
+        raise InputError(f"grayscale overlap: max_labels must be an integer in 1..255, got {max_labels}")
+    if not 0 <= drop_covered <= 1:
+        raise InputError(f"grayscale overlap: drop_covered must be in [0, 1], got {drop_covered}")
+    area, shared, edges = _graph(layers, touching)
+    n = len(area)
+    reason = np.where(area > 0, 0, 1)
+    worst = np.zeros(n)
+    for (u, v), s in shared.items():
+        worst[u] = max(worst[u], s / max(area[u], 1))
+        worst[v] = max(worst[v], s / max(area[v], 1))
+    reason[(reason == 0) & (worst > drop_covered)] = 2
+    nbrs: list[list[int]] = [[] for _ in range(n)]
+    for u, v in sorted(edges):
+        if reason[u] == 0 and reason[v] == 0:
+            nbrs[u].append(v)
+            nbrs[v].append(u)
     colour = -np.ones(n, int)
-    for start in np.flatnonzero(keep):
-        if colour[start] >= 0:
+    for start in np.flatnonzero(reason == 0):
+        if colour[start] >= 0 or reason[start]:
             continue
-        queue = deque([start])
+        queue = deque([int(start)])
+        seen = {int(start)}
         while queue:
             u = queue.popleft()
-            if colour[u] >= 0:
+            used = {colour[v] for v in nbrs[u]}
+            c = next((c for c in range(max_labels) if c not in used), -1)
+            if c < 0:
+                reason[u] = 3
                 continue
-            used = {colour[v] for v in np.flatnonzero(adj[u]) if colour[v] >= 0}
-            free = [c for c in range(max_labels) if c not in used]
-            if not free:
-                keep[u] = False
-                adj[u, :] = adj[:, u] = False
-                continue
-            colour[u] = free[0]
-            queue.extend(v for v in np.flatnonzero(adj[u]) if colour[v] < 0)
-    levels = np.linspace(255 / max_labels, 255, max_labels).round().astype(np.uint8)
+            colour[u] = c
+            for v in nbrs[u]:
+                if v not in seen and reason[v] == 0:
+                    seen.add(v)
+                    queue.append(v)
+    return colour, reason
+
+
+def gray_levels(max_labels: int) -> np.ndarray:
+    """The gray value of each label: ``max_labels`` levels spread evenly over 1..255.
+
+    >>> gray_levels(4).tolist()
+    [64, 128, 191, 255]
+    """
+    return np.linspace(255 / max_labels, 255, max_labels).round().astype(np.uint8)
+
+
+def grayscale_overlap(objects, max_labels: int = 4, drop_covered: float = 0.7, touching: bool = True,
+                      rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Seed 002's single-channel encoding of overlapping instances (Lesmes-Leon et al. 2025).
+
+    :func:`overlap_colouring` gives each kept object one of ``max_labels`` labels (4 for
+    LIVECell, 3 for TissueNet in the paper); the labels' gray values (:func:`gray_levels`)
+    are shuffled per image by ``rng`` so every level is used equally often. Where kept
+    objects overlap, the smaller one is painted on top, so small objects stay whole.
+
+    Parameters
+    ----------
+    objects : Scene or sequence of bool masks (overlaps allowed), see :func:`overlap_graph`
+    max_labels : label cap (gray levels), 1..255
+    drop_covered : drop an object covered by another above this fraction of its area
+    touching : objects that touch need different labels too (so decoding separates them)
+    rng : shuffles the label -> gray value assignment (identity order when None)
+
+    Returns
+    -------
+    (gray uint8 image, 0 = background; kept: indices of the encoded objects, 0-based)
+
+    Examples
+    --------
+    >>> a = np.zeros((6, 6), bool); a[:4, :4] = True
+    >>> b = np.zeros((6, 6), bool); b[2:, 2:] = True
+    >>> gray, kept = grayscale_overlap([a, b], max_labels=2)
+    >>> kept.tolist(), np.unique(gray).tolist()
+    ([0, 1], [0, 128, 255])
+    """
+    layers = _object_layers(objects, "grayscale_overlap")
+    colour, _ = _colouring(layers, max_labels, drop_covered, touching)
+    levels = gray_levels(max_labels)
     if rng is not None:
         levels = rng.permutation(levels)
-    gray = np.zeros(shape, np.uint8)
-    kept = np.flatnonzero(keep)
-    for u in kept:
-        gray[masks[u]] = levels[colour[u]]
-    return gray, kept
+    n = len(colour)
+    lut = np.zeros(n + 1, np.uint8)
+    lut[1:][colour >= 0] = levels[colour[colour >= 0]]
+    area = np.zeros(n + 1, np.int64)
+    for lay in layers:
+        area += np.bincount(lay.ravel(), minlength=n + 1)[: n + 1]
+    # paint in decreasing area: where kept objects overlap the smaller ends on top
+    rank = np.empty(n + 1, np.int64)
+    rank[np.argsort(-area, kind="stable")] = np.arange(n + 1)
+    rank[0] = -1
+    kept_id = np.zeros(n + 1, bool)
+    kept_id[1:] = colour >= 0
+    gray = np.zeros(layers.shape[1:], np.uint8)
+    best = np.full(layers.shape[1:], -1, np.int64)
+    for lay in layers:
+        r = np.where(kept_id[lay], rank[lay], -1)
+        win = r > best
+        best[win] = r[win]
+        gray[win] = lut[lay[win]]
+    return gray, np.flatnonzero(colour >= 0)
+
+
+def decode_grayscale(gray: np.ndarray, max_labels: int = 4,
+                     area_range: Optional[Sequence[float]] = None) -> np.ndarray:
+    """Instances back from a gray overlap mask (:func:`grayscale_overlap`), real or generated.
+
+    Each pixel takes the nearest of the ``max_labels`` gray levels (background below half
+    the lowest level); each face-connected region of one level is an instance. For
+    generated masks, seed 002 keeps only objects inside the real data's area distribution:
+    ``area_range = (low, high)`` pixels (:func:`area_range`) drops the others — the small
+    fragments of blurred borders and implausibly large blobs.
+
+    Parameters
+    ----------
+    gray : 2D/3D array of gray values on the 0–255 scale (uint8 or float)
+    max_labels : the label cap the mask was encoded with
+    area_range : optional (low, high) object area in pixels, inclusive
+
+    Returns
+    -------
+    labels : uint16 (uint32 past 65535 objects) instances 1..N, visible parts only.
+
+    Examples
+    --------
+    >>> a = np.zeros((6, 6), bool); a[:4, :4] = True
+    >>> b = np.zeros((6, 6), bool); b[2:, 2:] = True
+    >>> lab = decode_grayscale(grayscale_overlap([a, b], max_labels=2)[0], max_labels=2)
+    >>> int(lab.max()), sorted(np.bincount(lab.ravel())[1:].tolist())
+    (2, [12, 16])
+    """
+    g = np.asarray(gray)
+    if g.ndim not in (2, 3):
+        raise InputError(f"decode_grayscale: gray mask must be 2D (YX) or 3D (ZYX), got shape {g.shape}")
+    if not (np.issubdtype(g.dtype, np.integer) or np.issubdtype(g.dtype, np.floating)):
+        raise InputError(f"decode_grayscale: gray mask must be numeric, got dtype {g.dtype}")
+    g = g.astype(np.float32)
+    if not np.isfinite(g).all():
+        raise InputError("decode_grayscale: gray mask contains NaN or infinite values")
+    if not (isinstance(max_labels, (int, np.integer)) and 1 <= max_labels <= 255):
+        raise InputError(f"decode_grayscale: max_labels must be an integer in 1..255, got {max_labels}")
+    if area_range is not None and not (len(area_range) == 2 and 0 <= area_range[0] <= area_range[1]):
+        raise InputError(f"decode_grayscale: area_range must be (low, high) with 0 <= low <= high, got {area_range}")
+    levels = gray_levels(max_labels).astype(np.float32)
+    nearest = np.abs(g[..., None] - levels).argmin(-1)
+    fg = g >= levels[0] / 2
+    structure = ndimage.generate_binary_structure(g.ndim, 1)
+    labels = np.zeros(g.shape, np.int64)
+    total = 0
+    for k in range(max_labels):
+        comp, n = ndimage.label(fg & (nearest == k), structure=structure)
+        labels[comp > 0] = comp[comp > 0] + total
+        total += n
+    if area_range is not None and total:
+        areas = np.bincount(labels.ravel(), minlength=total + 1)
+        bad = (areas < area_range[0]) | (areas > area_range[1])
+        bad[0] = False
+        labels[bad[labels]] = 0
+    return relabel_consecutive(labels)[0]
+
+
+def area_range(label_images: Iterable[np.ndarray], q: Sequence[float] = (1.0, 99.0)) -> tuple[float, float]:
+    """The (low, high) percentiles ``q`` of the object areas (pixels) in real label images.
+
+    The area distribution seed 002 filters generated objects with (:func:`decode_grayscale`).
+
+    >>> lab = np.zeros((8, 8), int); lab[:2, :2] = 1; lab[4:, 4:] = 2
+    >>> area_range([lab], q=(0, 100))
+    (4.0, 16.0)
+    """
+    areas = []
+    for lab in label_images:
+        lab = _labels(lab, "area_range")
+        a = np.bincount(lab.ravel())[1:]
+        areas.append(a[a > 0])
+    areas = np.concatenate(areas) if areas else np.zeros(0)
+    if not len(areas):
+        raise InputError("area_range: the label images hold no objects")
+    lo, hi = np.percentile(areas, q)
+    return float(lo), float(hi)
+
+
+def grayscale_report(objects_iter: Iterable, max_labels: int = 4, drop_covered: float = 0.7,
+                     touching: bool = True) -> dict:
+    """Objects kept and labels used when encoding a dataset (seed 002 §3.1 reports these).
+
+    ``objects_iter`` yields Scenes or mask sequences. The result counts images, objects,
+    objects dropped as covered and over the cap, and the labels each image needs without
+    a cap (after dropping covered objects) and uses with it: max and histogram.
+
+    >>> a = np.zeros((4, 9), bool); a[:, :5] = True
+    >>> b = np.zeros((4, 9), bool); b[:, 4:] = True
+    >>> r = grayscale_report([[a, b]], max_labels=1)
+    >>> r["objects"], r["kept"], r["dropped_cap"], r["labels_needed_max"], r["labels_used_max"]
+    (2, 1, 1, 2, 1)
+    """
+    rep = {"images": 0, "objects": 0, "kept": 0, "dropped_empty": 0, "dropped_covered": 0, "dropped_cap": 0,
+           "labels_needed": {}, "labels_used": {}, "max_labels": max_labels, "drop_covered": drop_covered,
+           "touching": touching}
+    for objects in objects_iter:
+        layers = _object_layers(objects, "grayscale_report")
+        free, _ = _colouring(layers, 255, drop_covered, touching)
+        colour, reason = _colouring(layers, max_labels, drop_covered, touching)
+        rep["images"] += 1
+        rep["objects"] += len(reason)
+        rep["kept"] += int((reason == 0).sum())
+        for code, key in ((1, "dropped_empty"), (2, "dropped_covered"), (3, "dropped_cap")):
+            rep[key] += int((reason == code).sum())
+        for key, c in (("labels_needed", free), ("labels_used", colour)):
+            k = int(c.max()) + 1 if len(c) else 0
+            rep[key][k] = rep[key].get(k, 0) + 1
+    for key in ("labels_needed", "labels_used"):
+        rep[key + "_max"] = max(rep[key], default=0)
+        rep[key] = {str(k): v for k, v in sorted(rep[key].items())}
+    rep["kept_fraction"] = rep["kept"] / max(rep["objects"], 1)
+    return rep
