@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
@@ -109,8 +110,11 @@ def _quiet_tifffile():
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    With ``directory=True`` the temporary path is an empty folder (for multi-file
+    outputs such as a Zarr store); ``path`` must then not exist yet.
 
     The one atomic write of the package: an interrupted write leaves only a hidden
     ``.NAME.XXXX.part`` file (removed by :func:`remove_partials`), never a partial file
@@ -130,7 +134,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         for _ in range(100):
             tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.part"
             try:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                if directory:
+                    os.mkdir(tmp)
+                else:
+                    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
                 break
             except FileExistsError:
                 continue
@@ -140,7 +147,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
             tmp.unlink()
 
 
@@ -223,6 +232,9 @@ def remove_partials(folder: str | Path) -> int:
     n = 0
     if folder.is_dir():
         for p in folder.glob(".*.part"):
-            p.unlink(missing_ok=True)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
             n += 1
     return n

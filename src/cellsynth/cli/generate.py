@@ -23,6 +23,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="DATASET", help="output folder")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (output identical to serial)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from ..export import FORMATS
+    from .export import add_export_args
+    g = p.add_argument_group("export after generating")
+    g.add_argument("--export", action="append", default=[], choices=FORMATS, metavar="F",
+                   help=f"also export the dataset as F ({', '.join(FORMATS)}) into OUT_F beside OUT "
+                        f"(repeatable; see `cellsynth export --help` for the options below)")
+    add_export_args(g)
     p.set_defaults(func=run)
 
 
@@ -34,10 +41,38 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, default_preset="nuclei2d-dsb" if args.labels else None)
     renderer = args.renderer or cfg.renderer
     n = args.n if (args.n is not None or args.labels) else 10
+    exports = _export_plan(args)  # options checked before anything is generated
     from ..dataset import generate_dataset, load_manifest
     out = generate_dataset(cfg, renderer, n, args.seed, args.out, workers=args.workers,
                            labels_dir=args.labels, progress=not args.no_progress)
     m = load_manifest(out)
     print(f"wrote {m['n']} sample(s) ({renderer} renderer, preset '{cfg.name}') to {out}/images and "
           f"{out}/masks; manifest {out}/manifest.json")
+    if args.export:
+        from ..export import export_dataset
+        from .export import summary_line
+        for fmt, opts in exports.items():
+            s = export_dataset(out, fmt, out.parent / f"{out.name}_{fmt}", test_fraction=args.test_fraction,
+                               split_seed=args.split_seed, progress_bar=not args.no_progress, options=opts)
+            print(summary_line(s))
     return 0
+
+
+def _export_plan(args: argparse.Namespace) -> dict[str, dict]:
+    """Per --export format, the given options that apply to it; an option no chosen format takes is refused."""
+    from ..export import format_module, resolve_options
+    from .export import export_options
+    given = export_options(args)
+    if not args.export:
+        if given or args.test_fraction:
+            raise ConfigError("export options were given without --export F")
+        return {}
+    plan = {fmt: {k: v for k, v in given.items() if k in format_module(fmt).OPTIONS} for fmt in args.export}
+    unused = set(given) - {k for o in plan.values() for k in o}
+    if unused:
+        raise ConfigError(f"option '{sorted(unused)[0]}' applies to none of --export {' '.join(args.export)}")
+    for fmt, opts in plan.items():
+        resolve_options(fmt, opts)
+        if args.test_fraction and not getattr(format_module(fmt), "SPLIT", True):
+            raise ConfigError(f"--export {fmt} has no train/test split; leave --test-fraction at 0")
+    return plan
