@@ -14,7 +14,7 @@ import sys
 
 from ..errors import ConfigError, InputError
 
-COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "demo"]
+COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "export", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
