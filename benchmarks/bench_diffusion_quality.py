@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from cellsynth.config import load_config
-from cellsynth.metrics.image import histogram_distance, normalize_percentile, psnr, zncc
-from cellsynth.generative.diffusion import load_model, percentile_normalise, sdedit
+from cellsynth.metrics.image import histogram_distance, psnr, zncc
+from cellsynth.generative.diffusion import load_model, sdedit
+from cellsynth.intensity import normalize_percentile
 from cellsynth.io import read_image, read_labels
 from cellsynth.render.diffusion import default_model_path
 from cellsynth.render.sketch import sketch
@@ -74,7 +75,7 @@ POOL: dict[str, list] = {}
 
 
 def score(real01: np.ndarray, img: np.ndarray, pool: str | None = None) -> dict:
-    x = normalize_percentile(img, 1.0, 99.8)
+    x = normalize_percentile(img, 1.0, 99.8, clip=True)
     if pool is not None:
         POOL.setdefault(pool, []).append(x)
     return {"psnr": psnr(real01, x, data_range=1.0), "zncc": zncc(real01, x),
@@ -128,7 +129,7 @@ def main() -> None:
     t0 = time.perf_counter()
     gen_s = 0.0
     for i, (name, img, lab) in enumerate(pairs):
-        real01 = normalize_percentile(img, 1.0, 99.8)
+        real01 = normalize_percentile(img, 1.0, 99.8, clip=True)
         POOL.setdefault("real", []).append(real01)
         scene = scene_of(lab)
         rng = np.random.default_rng(1000 + i)
@@ -160,7 +161,7 @@ def main() -> None:
             for sigma in args.sigmas:
                 r, fwd = [], []
                 for i, (name, img, lab) in enumerate(cpairs):
-                    real01 = normalize_percentile(img, 1.0, 99.8)
+                    real01 = normalize_percentile(img, 1.0, 99.8, clip=True)
                     s = sketch(scene_of(lab), sk_cfg, np.random.default_rng(1000 + i))
                     out = sdedit(model, s, t_start=t_start, steps=min(args.steps, t_start), sigma=sigma, seed=i,
                                  sketch_levels=levels)
@@ -169,7 +170,7 @@ def main() -> None:
                     sm = map_sketch_intensities(s, model.intensity, levels)
                     if sigma > 0:
                         sm = gaussian_filter(sm, sigma)
-                    fwd.append(forward_distance(model, sm, percentile_normalise(img, 1.0, 99.8), t_start, i))
+                    fwd.append(forward_distance(model, sm, normalize_percentile(img, 1.0, 99.8, out=(-1, 1), clip=True), t_start, i))
                 row = {"t_start": t_start, "sigma": sigma, **mean_scores(r),
                        "forward_bhattacharyya": float(np.mean(fwd))}
                 curve.append(row)

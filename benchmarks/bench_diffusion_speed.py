@@ -73,7 +73,7 @@ def quality_vs_k(model, ks, n, crop):
     for k in ks:
         rows = []
         for i, (name, img, lab) in enumerate(pairs):
-            real01 = Q.normalize_percentile(img, 1.0, 99.8)
+            real01 = Q.normalize_percentile(img, 1.0, 99.8, clip=True)
             s = sketch(Q.scene_of(lab), sk_cfg, np.random.default_rng(1000 + i))
             rows.append(Q.score(real01, D.sdedit(model, s, t_start=400, steps=k, sigma=1.0, seed=i,
                                                  sketch_levels=levels)))

@@ -211,10 +211,3 @@ def test_inception_extractor_never_downloads(tmp_path):
     except ImportError:
         with pytest.raises(InputError, match="torchvision"):
             im.InceptionExtractor(w)
-
-
-def test_normalize_percentile(rng):
-    a = rng.integers(0, 4096, (32, 32)).astype(np.uint16)
-    n = im.normalize_percentile(a)
-    assert n.dtype == np.float32 and n.min() == 0 and n.max() == 1
-    assert np.all(im.normalize_percentile(np.full((4, 4), 7.0)) == 0)

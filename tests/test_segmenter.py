@@ -15,7 +15,7 @@ from cellsynth.cli import main
 from cellsynth.errors import ConfigError
 from cellsynth.segment.augment import AugmentConfig, augment_pair
 from cellsynth.segment.unet import (SegmenterConfig, instances_from_probabilities, load_segmenter,
-                                          TOUCHING, normalize, read_training_pairs, three_class_target,
+                                          TOUCHING, read_training_pairs, three_class_target,
                                           train_segmenter, training_target)
 from cellsynth.io import write_tiff
 from cellsynth.errors import InputError
@@ -97,13 +97,6 @@ def test_three_class_target_3d():
     t = three_class_target(lab)
     assert t[2, 2, 2] == 2 and (t == 2).sum() == 1
     assert (t == 1).sum() == 26 and (t[lab == 0] == 0).all()
-
-
-def test_normalize_percentiles():
-    x = np.arange(1000, dtype=np.uint16).reshape(10, 100)
-    n = normalize(x, (0, 100))
-    assert n.dtype == np.float32 and n.min() == 0 and n.max() == 1
-    assert np.all(np.isfinite(normalize(np.full((4, 4), 7), (1, 99.8))))
 
 
 # --------------------------------------------------------------------------- watershed

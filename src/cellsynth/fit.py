@@ -39,20 +39,11 @@ from .config import Config, deep_merge, config_to_dict, preset_dict, validate
 from .errors import ConfigError
 from .io import list_images, read_image, read_labels, read_spacing
 from .errors import InputError
+from .intensity import DEFAULT_PERCENTILES, normalize_percentile
 
-# per-image robust intensity scale (percentiles), the usual microscopy normalisation
-NORM_PERCENTILES = (1.0, 99.8)
 
 
 # --------------------------------------------------------------------------- detection
-def normalize(image: np.ndarray, pmin: float = NORM_PERCENTILES[0],
-              pmax: float = NORM_PERCENTILES[1]) -> np.ndarray:
-    """Map the ``pmin``–``pmax`` percentiles of ``image`` to 0–1 (float32, not clipped)."""
-    x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, [pmin, pmax])
-    return (x - lo) / max(float(hi - lo), 1e-6)
-
-
 def detect_objects(image: np.ndarray, sigma: float = 1.0, min_radius: float = 2.0) -> np.ndarray:
     """Classical instance detection of bright blobs (nuclei) in a 2D or 3D image.
 
@@ -66,7 +57,7 @@ def detect_objects(image: np.ndarray, sigma: float = 1.0, min_radius: float = 2.
     from skimage.morphology import h_maxima, remove_small_objects
     from skimage.segmentation import watershed
 
-    x = ndi.gaussian_filter(normalize(image), sigma)
+    x = ndi.gaussian_filter(normalize_percentile(image, *DEFAULT_PERCENTILES), sigma)
     if float(x.max() - x.min()) < 1e-6:
         return np.zeros(x.shape, np.uint16)
     fg = x > threshold_otsu(x)
@@ -153,7 +144,7 @@ def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
     if image.shape != labels.shape:
         raise InputError(f"image shape {image.shape} != mask shape {labels.shape}")
     raw = image.astype(np.float64)
-    norm = normalize(raw)
+    norm = normalize_percentile(raw, *DEFAULT_PERCENTILES)
     # high-pass residual: removes the smooth signal, keeps (mostly) the shot/read noise
     hp2 = (raw - ndi.gaussian_filter(raw, 1.0)) ** 2 / _noise_factor(raw.ndim)
     fg = labels > 0

@@ -2,30 +2,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
+
+from .intensity import DEFAULT_PERCENTILES, normalize_percentile
 
 
 def middle_slice(a: np.ndarray) -> np.ndarray:
     return a[a.shape[0] // 2] if a.ndim == 3 else a
 
 
-def normalize_display(image: np.ndarray, lo: float = 1.0, hi: float = 99.8) -> np.ndarray:
-    """Percentile-stretch to [0, 1] for display."""
-    image = np.asarray(image, dtype=np.float32)
-    a, b = np.percentile(image, [lo, hi])
-    return np.clip((image - a) / max(b - a, 1e-6), 0, 1)
+def display(image: np.ndarray) -> np.ndarray:
+    """Middle slice (3D) stretched to [0, 1] for display: 1st–99.8th percentile, clipped."""
+    return normalize_percentile(middle_slice(np.asarray(image)), *DEFAULT_PERCENTILES, clip=True)
 
 
-def outline_overlay(image: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """RGB (H, W, 3) float image: grey image with each object's outline in its own colour."""
+def outline_overlay(image: np.ndarray, labels: Optional[np.ndarray], seed: int = 0,
+                    color: Optional[Sequence[float]] = None) -> np.ndarray:
+    """RGB (H, W, 3) float image: grey image with object outlines.
+
+    Each object gets its own colour (from ``seed``) unless one RGB ``color`` is given;
+    ``labels=None`` gives the grey image alone.
+    """
     from skimage.segmentation import find_boundaries
-    img = normalize_display(middle_slice(image))
-    lab = middle_slice(labels)
+    img = display(image)
     rgb = np.repeat(img[..., None], 3, axis=-1)
+    if labels is None:
+        return rgb
+    lab = middle_slice(labels)
     edges = find_boundaries(lab, mode="inner")
-    if edges.any():
+    if edges.any() and color is not None:
+        rgb[edges] = color
+    elif edges.any():
         n = int(lab.max()) + 1
         colours = np.random.default_rng(seed).uniform(0.3, 1.0, size=(n, 3))
         colours[:, np.random.default_rng(seed + 1).integers(0, 3, n)] = 1.0
@@ -45,7 +54,7 @@ def save_overview(rows: Sequence[tuple[str, Sequence[tuple[np.ndarray, np.ndarra
         for c in range(ncol):
             axes[r, c].axis("off")
         for k, (image, labels) in enumerate(samples):
-            axes[r, 2 * k].imshow(normalize_display(middle_slice(image)), cmap="gray")
+            axes[r, 2 * k].imshow(display(image), cmap="gray")
             axes[r, 2 * k + 1].imshow(outline_overlay(image, labels))
             dims = "×".join(str(s) for s in image.shape)
             axes[r, 2 * k].set_title(f"{title}\n{dims}" if k == 0 else dims, fontsize=8, loc="left")

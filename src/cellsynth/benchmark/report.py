@@ -14,6 +14,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..intensity import DEFAULT_PERCENTILES, normalize_percentile
+from ..overview import outline_overlay
+
 METRIC_NAMES = {"ap50": "AP@0.5", "ap50_95": "AP@0.5:0.95", "dice": "Dice", "seg": "SEG"}
 _COLORS = {"Real2Real": "#1f77b4", "Syn2Real-physics": "#ff7f0e", "Syn2Real-sketch": "#2ca02c",
            "Syn2Real-diffusion": "#d62728", "Mix2Real": "#9467bd", "classical": "#7f7f7f",
@@ -33,27 +36,6 @@ def _png(fig) -> str:
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _view(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    return a[a.shape[0] // 2] if a.ndim == 3 else a
-
-
-def _display(img: np.ndarray) -> np.ndarray:
-    x = _view(img).astype(np.float32)
-    lo, hi = np.percentile(x, [1, 99.8])
-    return np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1)
-
-
-def _outlined(img: np.ndarray, labels: Optional[np.ndarray], color=(1.0, 0.2, 0.2)) -> np.ndarray:
-    from skimage.segmentation import find_boundaries
-    g = _display(img)
-    rgb = np.stack([g, g, g], -1)
-    if labels is not None:
-        b = find_boundaries(_view(labels), mode="inner")
-        rgb[b] = color
-    return rgb
 
 
 # --------------------------------------------------------------------------- figures
@@ -79,14 +61,13 @@ def fig_scores(arms: dict) -> str:
 
 
 def fig_histograms(real: Sequence[np.ndarray], syn: dict[str, Sequence[np.ndarray]]) -> str:
-    from ..fit import normalize
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     edges = np.linspace(-0.2, 1.2, 71)
     for name, imgs in [("real", real)] + list(syn.items()):
         if not len(imgs):
             continue
-        v = np.concatenate([np.clip(normalize(x), -0.2, 1.2).ravel() for x in imgs])
+        v = np.concatenate([normalize_percentile(x, *DEFAULT_PERCENTILES, clip=(-0.2, 1.2)).ravel() for x in imgs])
         h, _ = np.histogram(v, bins=edges, density=True)
         ax.plot(0.5 * (edges[1:] + edges[:-1]), h, label=name, color=_COLORS.get(name), lw=2 if name == "real" else 1.3)
     ax.set_yscale("log")
@@ -215,9 +196,9 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
         parts.append(f"<img src='{fig_histograms(real_images, syn_images)}' alt='histograms'> "
                      f"<img src='{fig_spectra(im)}' alt='spectra'>")
     # montages
-    mrows = [("real test (GT)", [_outlined(i, m, (0.1, 1.0, 0.1)) for _, i, m in real_examples])]
+    mrows = [("real test (GT)", [outline_overlay(i, m, color=(0.1, 1.0, 0.1)) for _, i, m in real_examples])]
     for r, ex in syn_examples.items():
-        mrows.append((f"synthetic {r}", [_outlined(i, m) for i, m in ex]))
+        mrows.append((f"synthetic {r}", [outline_overlay(i, m, color=(1.0, 0.2, 0.2)) for i, m in ex]))
     if mrows[0][1] or len(mrows) > 1:
         parts.append("<h2>Examples: real vs synthetic (label outlines)</h2>")
         parts.append(f"<img src='{fig_montage(mrows)}' alt='examples'>")
@@ -226,7 +207,7 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
         panels, titles = [], []
         for name, img, _gt in real_examples:
             if name in kept:
-                panels.append(_outlined(img, kept[name], (1.0, 0.8, 0.0)))
+                panels.append(outline_overlay(img, kept[name], color=(1.0, 0.8, 0.0)))
                 titles.append(f"{name[:12]} AP@0.5 {arms[a]['per_image'][name]['ap50']:.2f}")
         prow.append((a, panels, titles))
     if prow:

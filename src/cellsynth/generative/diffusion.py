@@ -46,6 +46,7 @@ from ..config import Strict, validate
 from ..errors import ConfigError
 from ..io import list_images, read_image
 from ..errors import InputError
+from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
 from .. import tiling
 
@@ -74,7 +75,7 @@ class DiffusionTrainConfig(Strict):
     checkpoint_every: Annotated[int, Field(ge=1)] = 250
     grad_clip: Annotated[float, Field(gt=0)] = 1.0
     # per-image percentile normalisation → [-1, 1]
-    percentiles: tuple[float, float] = (1.0, 99.8)
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     # schedule
     T: Annotated[int, Field(ge=2)] = 1000
     cosine_s: Annotated[float, Field(gt=0)] = 0.008
@@ -166,20 +167,12 @@ class DiffusionModel:
     def normalise(self, image: np.ndarray) -> np.ndarray:
         """Per-image percentile normalisation to [-1, 1] (the training normalisation)."""
         n = self.config["normalisation"]
-        return percentile_normalise(image, n["low"], n["high"])
+        return normalize_percentile(image, n["low"], n["high"], out=(-1, 1), clip=True)
 
     def to_raw(self, x: np.ndarray) -> np.ndarray:
         """Map model space [-1, 1] to the training images' typical raw intensity range."""
         n = self.config["normalisation"]
         return (n["raw_low"] + (x + 1) / 2 * (n["raw_high"] - n["raw_low"])).astype(np.float32)
-
-
-def percentile_normalise(image: np.ndarray, low: float = 1.0, high: float = 99.8,
-                         lo_hi: Optional[tuple[float, float]] = None) -> np.ndarray:
-    """(x − p_low)/(p_high − p_low) · 2 − 1, clipped to [-1, 1]; float32."""
-    lo, hi = lo_hi if lo_hi is not None else np.percentile(image, [low, high])
-    scale = max(float(hi) - float(lo), 1e-6)
-    return np.clip((image.astype(np.float32) - np.float32(lo)) / np.float32(scale) * 2 - 1, -1, 1)
 
 
 def _versions() -> dict:
@@ -287,7 +280,7 @@ def load_training_images(images: str | Path, percentiles: Sequence[float]) -> tu
             raise InputError(f"training images must all have the same number of dimensions: "
                              f"'{files[0].name}' is {arrays[0].ndim}D but '{f.name}' is {a.ndim}D")
         arrays.append(a)
-        lohi.append(np.percentile(a, list(percentiles)))
+        lohi.append(percentile_range(a, *percentiles, name=f"training image '{f.name}'"))
     return arrays, np.asarray(lohi, dtype=np.float64)
 
 
@@ -428,13 +421,14 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
         for b in range(cfg.batch_size):
             i = int(rng.integers(len(arrays)))
             p = tiling.random_patch(arrays[i], patch, rng)
-            p = percentile_normalise(p, lo_hi=tuple(lohi[i]))
+            p = normalize_percentile(p, lo_hi=lohi[i], out=(-1, 1), clip=True)
             batch[b, 0] = tiling.random_flip_rot(p, rng)
         return batch
 
     # intensity statistics from a fixed set of normalised patches (own generator: resume-safe)
     stat_rng = np.random.default_rng(cfg.seed + 1)
-    stat_patches = np.stack([percentile_normalise(tiling.random_patch(arrays[i], patch, stat_rng), lo_hi=tuple(lohi[i]))
+    stat_patches = np.stack([normalize_percentile(tiling.random_patch(arrays[i], patch, stat_rng), lo_hi=lohi[i],
+                                                  out=(-1, 1), clip=True)
                              for i in stat_rng.integers(0, len(arrays), size=min(256, 8 * len(arrays)))])
     intensity = intensity_statistics(stat_patches)
 

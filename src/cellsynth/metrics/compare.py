@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import InputError
+from ..intensity import normalize_percentile
 from . import image as im
 from . import segmentation as sg
 from .stats import summary
@@ -57,7 +58,7 @@ def _ndim(sets: Mapping[str, Mapping[str, np.ndarray]]) -> int:
 
 def _normalizer(normalize: str) -> Callable[[np.ndarray], np.ndarray]:
     if normalize == "percentile":
-        return lambda a: im.normalize_percentile(a, *NORMALIZE_PERCENTILES, clip=True)
+        return lambda a: normalize_percentile(a, *NORMALIZE_PERCENTILES, clip=True)
     if normalize == "none":
         return lambda a: np.asarray(a, dtype=np.float64)
     raise InputError(f"normalize must be 'percentile' or 'none', got '{normalize}'")

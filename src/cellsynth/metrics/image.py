@@ -15,7 +15,7 @@ and :func:`fid` / :func:`kid` on features from a pluggable
 of both images, ``max(a.max(), b.max()) - min(a.min(), b.min())``, never the
 dtype range (a 12-bit camera in a uint16 file would otherwise score as nearly
 black). For scores comparable across images, normalise both images to [0, 1]
-first (:func:`normalize_percentile`) and pass ``data_range=1``.
+first (:func:`cellsynth.intensity.normalize_percentile`) and pass ``data_range=1``.
 
 Every function accepts numpy arrays of any dimension and raises
 :class:`~cellsynth.io.InputError` (a ``ValueError``) with one line naming the
@@ -31,11 +31,12 @@ import numpy as np
 from scipy import linalg, ndimage
 
 from ..errors import InputError
+from ..intensity import normalize_percentile
 
 ArrayOrList = Union[np.ndarray, Sequence[np.ndarray]]
 
 __all__ = [
-    "ssim", "psnr", "nrmse", "zncc", "ncc", "normalize_percentile",
+    "ssim", "psnr", "nrmse", "zncc", "ncc",
     "histograms", "bhattacharyya", "histogram_distance", "kl_divergence", "histogram_kl",
     "radial_power_spectrum", "intensity_profile", "fid", "kid",
     "FeatureExtractor", "StatisticsExtractor", "InceptionExtractor", "default_extractor",
@@ -81,23 +82,6 @@ def _data_range(a: np.ndarray, b: np.ndarray, data_range: Optional[float]) -> fl
     if not np.isfinite(data_range) or data_range <= 0:
         raise InputError(f"data_range must be a positive number, got {data_range}")
     return float(data_range)
-
-
-def normalize_percentile(image, low: float = 0.5, high: float = 99.5, clip: bool = True) -> np.ndarray:
-    """Map the ``low``/``high`` percentiles of ``image`` to 0/1 (float32), optionally clipped.
-
-    Puts real (uint8/uint16) and synthetic (float) images on one scale before
-    comparing them; a constant image maps to zeros.
-    """
-    a = _finite(image, "image")
-    lo, hi = np.percentile(a, [low, high])
-    if hi <= lo:
-        out = np.zeros_like(a)
-    else:
-        out = (a - lo) / (hi - lo)
-    if clip:
-        np.clip(out, 0.0, 1.0, out=out)
-    return out.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- paired
@@ -531,7 +515,7 @@ class InceptionExtractor:
         feats = []
         for i, im in enumerate(images):
             a = _finite(im, f"images[{i}]")
-            sl = [torch.from_numpy(normalize_percentile(s)) for s in self._slices(a)]
+            sl = [torch.from_numpy(normalize_percentile(s, 0.5, 99.5, clip=True)) for s in self._slices(a)]
             x = torch.stack([F.interpolate(s[None, None], size=(299, 299), mode="bilinear",
                                            align_corners=False)[0] for s in sl])
             x = (x.repeat(1, 3, 1, 1) - mean) / std

@@ -36,6 +36,7 @@ from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 from ..errors import ConfigError
 from ..io import read_image, read_json, read_labels, write_json
 from ..errors import InputError
+from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
 from .augment import AugmentConfig, augment_pair
 from .classical import finish_labels
@@ -89,7 +90,7 @@ class SegmenterConfig(Strict):
     # (the U-Net paper's border weighting: separating touching objects is what matters)
     touching_weight: Annotated[float, Field(ge=1)] = 3.0
     # per-image percentile normalisation (low, high) -> [0, 1]
-    percentiles: tuple[float, float] = (1.0, 99.8)
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     # fraction of patches centred on a random object pixel (sparse images)
     p_foreground: Fraction = 0.5
     augment: AugmentConfig = AugmentConfig()
@@ -138,18 +139,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 # --------------------------------------------------------------------------- encoding
-def normalization_range(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> tuple[float, float]:
-    """(offset, scale) mapping the low/high percentiles of ``image`` to 0/1 (scale 1 for flat images)."""
-    lo, hi = np.percentile(np.asarray(image), [percentiles[0], percentiles[1]])
-    return float(lo), float(hi - lo) if hi > lo else 1.0
-
-
-def normalize(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> np.ndarray:
-    """Per-image percentile normalisation: the low/high percentiles map to 0/1 (float32, unclipped)."""
-    lo, scale = normalization_range(image, percentiles)
-    return (np.asarray(image, dtype=np.float32) - np.float32(lo)) / np.float32(scale)
-
-
 def three_class_target(labels: np.ndarray) -> np.ndarray:
     """uint8 target from instance labels: 0 background, 1 boundary, 2 interior.
 
@@ -244,8 +233,8 @@ def read_training_pairs(datasets: Sequence[str | Path]) -> list[tuple[str, np.nd
 class _PatchSampler:
     """Random normalised (image, target) patches, padded where the image is smaller.
 
-    Images are kept in their own dtype with per-image (offset, scale) from
-    :func:`normalization_range`; only the sampled patch is converted to float32.
+    Images are kept in their own dtype with per-image percentiles (p_low, p_high) from
+    :func:`cellsynth.intensity.percentile_range`; only the sampled patch is converted to float32.
     """
 
     def __init__(self, images: list[np.ndarray], norms: list[tuple[float, float]], targets: list[np.ndarray],
@@ -275,8 +264,7 @@ class _PatchSampler:
         else:
             start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, img.shape)]
         sl = tuple(slice(s0, s0 + p) for s0, p in zip(start, self.patch))
-        lo, scale = self.norms[i]
-        return (img[sl].astype(np.float32) - np.float32(lo)) / np.float32(scale), tgt[sl]
+        return normalize_percentile(img[sl], lo_hi=self.norms[i]), tgt[sl]
 
 
 def class_weights_from(targets: list[np.ndarray]) -> list[float]:
@@ -366,7 +354,7 @@ class Segmenter:
         div = self.net.divisor
         # never tile beyond the (divisor-rounded) image: saves padding work on small images
         tile = [min(t, int(math.ceil(s / d)) * d) for t, s, d in zip(tile, image.shape, div)]
-        x = torch.from_numpy(normalize(image, self.percentiles))[None, None].to(self.device)
+        x = torch.from_numpy(normalize_percentile(image, *self.percentiles))[None, None].to(self.device)
         net = self.net
 
         def predictor(batch: torch.Tensor) -> torch.Tensor:
@@ -505,7 +493,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     images = [img for _, img, _ in pairs]
-    norms = [normalization_range(img, cfg.percentiles) for img in images]
+    norms = [percentile_range(img, *cfg.percentiles) for img in images]
     targets = [training_target(m) for _, _, m in pairs]
     weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
     sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng)
