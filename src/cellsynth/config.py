@@ -342,10 +342,36 @@ class DiffusionRenderConfig(Strict):
     threads: Optional[Annotated[int, Field(ge=1)]] = None
 
 
+class CycleGANRenderConfig(Strict):
+    """Mask→image with a trained CycleGAN (Eschweiler et al. 2019), see :mod:`cellsynth.generative.translate`.
+
+    ``tile`` (default: the model's training patch), ``overlap`` and ``crop`` (default: Eschweiler
+    et al. 2021's 30/30/15 voxels XYZ, capped at a fifth of the tile) are per axis, (Z)YX.
+    """
+
+    model: Optional[Path] = None
+    tile: Optional[list[Annotated[int, Field(ge=4)]]] = None
+    overlap: Optional[list[Annotated[int, Field(ge=0)]]] = None
+    crop: Optional[list[Annotated[int, Field(ge=0)]]] = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Optional[Annotated[int, Field(ge=1)]] = None
+
+
+class CGANRenderConfig(CycleGANRenderConfig):
+    """Mask→image with a trained conditional GAN (Eschweiler et al. 2021). ``model`` None = the shipped
+    3D nuclei model. ``alpha``/``beta`` of the positional map (None = the training values, 100):
+    α is the paper's quality-level knob (Fig. 14–16: 10 … 1000)."""
+
+    alpha: Optional[PosFloat] = None
+    beta: Optional[PosFloat] = None
+
+
 class RenderConfig(Strict):
     sketch: SketchConfig = SketchConfig()
     physics: PhysicsConfig = PhysicsConfig()
     diffusion: DiffusionRenderConfig = DiffusionRenderConfig()
+    cgan: CGANRenderConfig = CGANRenderConfig()
+    cyclegan: CycleGANRenderConfig = CycleGANRenderConfig()
 
 
 class Config(Strict):
@@ -354,7 +380,7 @@ class Config(Strict):
     name: str = "custom"
     description: str = ""
     reference: str = ""
-    renderer: Literal["physics", "sketch", "diffusion"] = "physics"
+    renderer: Literal["physics", "sketch", "diffusion", "cgan", "cyclegan"] = "physics"
     scene: SceneConfig = SceneConfig()
     render: RenderConfig = RenderConfig()
 

@@ -15,9 +15,10 @@ def add_parser(sub) -> None:
     add_config_args(p)
     p.add_argument("--labels", metavar="DIR",
                    help="render these instance masks instead of simulated scenes (names kept, masks copied)")
-    p.add_argument("--renderer", choices=["physics", "sketch", "diffusion"],
+    p.add_argument("--renderer", choices=["physics", "sketch", "diffusion", "cgan", "cyclegan"],
                    help="renderer (default: the preset's)")
-    p.add_argument("--model", metavar="MODEL", help="diffusion model folder (default: the shipped model)")
+    p.add_argument("--model", metavar="MODEL", help="model folder of a learned renderer (diffusion, cgan, cyclegan; default: "
+                                          "the shipped model where one exists)")
     p.add_argument("--n", type=int, default=None, help="number of samples (default 10; with --labels: all)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; sample i depends on (seed, i) only")
     p.add_argument("--out", required=True, metavar="DATASET", help="output folder")
@@ -36,10 +37,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.preset and not args.config and not args.labels:
         raise ConfigError("give --preset P, --config FILE or --labels DIR")
-    if args.model:
-        args.overrides = list(args.overrides) + [f"render.diffusion.model={args.model}"]
     cfg = config_from_args(args, default_preset="nuclei2d-dsb" if args.labels else None)
     renderer = args.renderer or cfg.renderer
+    if args.model:
+        if renderer not in ("diffusion", "cgan", "cyclegan"):
+            raise ConfigError(f"--model applies to the diffusion, cgan and cyclegan renderers, not '{renderer}'")
+        args.overrides = list(args.overrides) + [f"render.{renderer}.model={args.model}"]
+        cfg = config_from_args(args, default_preset="nuclei2d-dsb" if args.labels else None)
     n = args.n if (args.n is not None or args.labels) else 10
     exports = _export_plan(args)  # options checked before anything is generated
     from ..dataset import generate_dataset, load_manifest

@@ -35,6 +35,7 @@ def add_parser(subparsers) -> None:
                         "--steps sets the new total)")
     d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     d.set_defaults(func=run)
+    _add_gan_parsers(kinds)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -51,5 +52,55 @@ def run(args) -> int:
         raise ConfigError(f"--steps {args.steps}: must be >= 1")
     out = train_diffusion(args.images, args.out, cfg, steps=args.steps, device=args.device,
                           resume=args.resume, progress=args.progress)
+    print(f"model written to {out}")
+    return 0
+
+
+GAN_HELP = {
+    "cyclegan": """Train a mask<->image CycleGAN (Eschweiler et al. 2019): ResNet generators, PatchGAN, LSGAN,
+cycle L1 (lambda = 10) with the mask cycle weighted by the boundaries' distance map, identity L1.
+Unpaired: --images are real images (no annotation), the mask domain is --masks (instance masks)
+or scenes simulated from --preset. Render with `cellsynth generate --renderer cyclegan --model MODEL`.""",
+    "cgan": """Train the conditional GAN with positional conditioning (Eschweiler et al. 2021): U-Net generator
+(pixel-shuffle upsampling), PatchGAN, adversarial + identity L1, RAdam, ADA; random patches
+(64x128x128 ZYX by default in 3D). Render with `cellsynth generate --renderer cgan --model MODEL
+[--set render.cgan.alpha=A]`.""",
+}
+
+
+def _add_gan_parsers(kinds) -> None:
+    for kind in ("cyclegan", "cgan"):
+        g = kinds.add_parser(kind, help=GAN_HELP[kind].split(":")[0].removeprefix("Train "),
+                             description=GAN_HELP[kind], formatter_class=argparse.RawDescriptionHelpFormatter)
+        g.add_argument("--images", required=True, type=Path, help="folder of real images (TIFF, 2D or 3D)")
+        src = g.add_mutually_exclusive_group(required=True)
+        src.add_argument("--masks", type=Path, help="folder of instance masks (the mask domain)")
+        src.add_argument("--preset", help="simulate the mask domain from this preset")
+        g.add_argument("--out", required=True, type=Path, help="model folder to write")
+        g.add_argument("--config", type=Path, help="YAML/JSON training settings (see the module docs: "
+                       f"cellsynth.generative.{kind})")
+        g.add_argument("--steps", type=int, help="total training steps (overrides the config)")
+        g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        g.add_argument("--threads", type=int, help="CPU threads for torch")
+        g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+        g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        g.set_defaults(func=run_gan, kind=kind)
+
+
+def run_gan(args) -> int:
+    from ..config import load_yaml, validate
+    from ..errors import ConfigError
+    if args.kind == "cgan":
+        from ..generative.cgan import CGANTrainConfig as Cfg, train_cgan as train
+    else:
+        from ..generative.cyclegan import CycleGANTrainConfig as Cfg, train_cyclegan as train
+    data = load_yaml(args.config) if args.config else {}
+    if args.threads is not None:
+        data["threads"] = args.threads
+    cfg = validate(Cfg, data, prefix="")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: must be >= 1")
+    out = train(args.images, args.out, cfg, masks=args.masks, preset=args.preset, steps=args.steps,
+                device=args.device, resume=args.resume, progress=args.progress)
     print(f"model written to {out}")
     return 0

@@ -49,6 +49,9 @@ from ..errors import InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
 from .. import tiling
+from .training import EMA as _EMA, autocast as _autocast
+from .training import optimizer_from_tensors as _optimizer_from_tensors
+from .training import optimizer_to_tensors as _optimizer_to_tensors
 
 FORMAT = "cellsynth-diffusion"
 FORMAT_VERSION = 1
@@ -262,13 +265,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
-
-
 # --------------------------------------------------------------------------- training
 def load_training_images(images: str | Path, percentiles: Sequence[float]) -> tuple[list[np.ndarray], np.ndarray]:
     """Read every TIFF in ``images`` (all 2D or all 3D) and each image's (p_low, p_high)."""
@@ -299,42 +295,6 @@ def intensity_statistics(patches: np.ndarray) -> dict:
     return {"method": "otsu", "threshold": thr, "background": float(np.median(bg)),
             "foreground": float(np.median(fg)), "foreground_low": float(np.percentile(fg, 10)),
             "foreground_high": float(np.percentile(fg, 90)), "foreground_fraction": float(fg.size / v.size)}
-
-
-class _EMA:
-    """Exponential moving average of the weights: θ_ema ← d·θ_ema + (1 − d)·θ (with warm-up)."""
-
-    def __init__(self, net: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, net: torch.nn.Module, step: int) -> None:
-        # warm-up d_t = min(d, (1 + t)/(10 + t)): early averages are not dominated by the random init
-        d = min(self.decay, (1 + step) / (10 + step))
-        for k, v in net.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-
-def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    sd = opt.state_dict()
-    tensors = {}
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            tensors[f"opt.{idx}.{key}"] = torch.as_tensor(val)
-    return tensors, sd["param_groups"]
-
-
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
-    state: dict = {}
-    for name, val in tensors.items():
-        if name.startswith("opt."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = val
-    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig, lohi: np.ndarray,

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .layers import norm_layer
+
 
 def conv(spatial_dims: int, cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Module:
     cls = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
@@ -47,20 +49,14 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     return emb
 
 
-def _groups(ch: int) -> int:
-    for g in (8, 4, 2, 1):
-        if ch % g == 0:
-            return g
-    return 1
-
-
 class ResBlock(nn.Module):
-    def __init__(self, spatial_dims: int, cin: int, cout: int, temb_dim: Optional[int], dropout: float = 0.0):
+    def __init__(self, spatial_dims: int, cin: int, cout: int, temb_dim: Optional[int], dropout: float = 0.0,
+                 norm: str = "group"):
         super().__init__()
-        self.norm1 = nn.GroupNorm(_groups(cin), cin)
+        self.norm1 = norm_layer(norm, spatial_dims, cin)
         self.conv1 = conv(spatial_dims, cin, cout)
         self.temb = nn.Linear(temb_dim, cout) if temb_dim else None
-        self.norm2 = nn.GroupNorm(_groups(cout), cout)
+        self.norm2 = norm_layer(norm, spatial_dims, cout)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = conv(spatial_dims, cout, cout)
         self.skip = conv(spatial_dims, cin, cout, k=1) if cin != cout else nn.Identity()
@@ -100,12 +96,14 @@ class UNet(nn.Module):
         Add a sinusoidal time embedding (through an MLP) in every block (diffusion).
     strides : optional per-level downsampling factors per axis, e.g. for anisotropic
         3D data ``[(1, 2, 2), (2, 2, 2)]``; default 2 on every axis.
+    norm : "group" (default; per-input statistics), "batch" or "none" — the last two keep
+        tiled generation free of seams (:mod:`cellsynth.nn.layers`), used by the GAN generators.
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1,
                  channels: Sequence[int] = (32, 64, 128), blocks_per_level: int = 1,
                  time_embedding: bool = False, dropout: float = 0.0,
-                 strides: Optional[Sequence[Sequence[int]]] = None):
+                 strides: Optional[Sequence[Sequence[int]]] = None, norm: str = "group"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -127,7 +125,7 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList()
         for i, ch in enumerate(channels):
             cin = channels[i - 1] if i > 0 else channels[0]
-            blocks = nn.ModuleList([ResBlock(spatial_dims, cin if j == 0 else ch, ch, temb_dim, dropout)
+            blocks = nn.ModuleList([ResBlock(spatial_dims, cin if j == 0 else ch, ch, temb_dim, dropout, norm)
                                     for j in range(blocks_per_level)])
             self.down_blocks.append(blocks)
             if i < n_down:
@@ -135,15 +133,16 @@ class UNet(nn.Module):
                 s = strides[i]
                 self.downs.append(cls(ch, ch, kernel_size=[max(3, si + 1) if si > 1 else 3 for si in s],
                                       stride=s, padding=[1] * spatial_dims))
-        self.mid = ResBlock(spatial_dims, channels[-1], channels[-1], temb_dim, dropout)
+        self.mid = ResBlock(spatial_dims, channels[-1], channels[-1], temb_dim, dropout, norm)
         self.ups = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i in reversed(range(n_down)):
             self.ups.append(Up(spatial_dims, channels[i + 1], channels[i], strides[i]))
             blocks = nn.ModuleList([ResBlock(spatial_dims, 2 * channels[i] if j == 0 else channels[i],
-                                             channels[i], temb_dim, dropout) for j in range(blocks_per_level)])
+                                             channels[i], temb_dim, dropout, norm)
+                                    for j in range(blocks_per_level)])
             self.up_blocks.append(blocks)
-        self.out_norm = nn.GroupNorm(_groups(channels[0]), channels[0])
+        self.out_norm = norm_layer(norm, spatial_dims, channels[0])
         self.out = conv(spatial_dims, channels[0], out_channels)
 
     @property

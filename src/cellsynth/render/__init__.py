@@ -14,7 +14,7 @@ from ..config import RenderConfig
 from ..errors import ConfigError
 from ..scene import Scene
 
-RENDERERS = ("physics", "sketch", "diffusion")
+RENDERERS = ("physics", "sketch", "diffusion", "cgan", "cyclegan")
 
 
 class Renderer(Protocol):
@@ -37,4 +37,7 @@ def make_renderer(name: str, cfg: RenderConfig | None = None) -> Renderer:
     if name == "diffusion":
         from .diffusion import DiffusionRenderer
         return DiffusionRenderer(cfg.diffusion, cfg.sketch)
+    if name in ("cgan", "cyclegan"):
+        from .gan import GANRenderer
+        return GANRenderer(name, getattr(cfg, name))
     raise ConfigError(f"unknown renderer '{name}'; choose one of {', '.join(RENDERERS)}")

@@ -1,0 +1,97 @@
+"""Using a trained translator: masks → images (cGAN, CycleGAN) and images → masks (CycleGAN segmenter).
+
+Any size, by tiles with crop margins and distance-weighted blending
+(:func:`cellsynth.tiling.tiled_generate`; Eschweiler et al. 2021: d_overlap = d_crop =
+(30, 30, 15) voxels in XYZ, i.e. (15, 30, 30) ZYX), each capped at a fifth of the tile so small
+tiles keep a core. Inputs are encoded exactly as in training (the model folder's
+``mask_encoding``, ``percentiles``, positional α/β).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..modelfolder import read_model_config
+from .. import tiling
+from .domains import encode_mask, normalise_image, specimen_from_labels
+
+SEED001_MARGIN = {2: [30, 30], 3: [15, 30, 30]}
+
+
+def load_translator(folder: str | Path, device: str = "cpu", kinds: Sequence[str] = ("cgan", "cyclegan")):
+    """Load a cGAN or CycleGAN model folder (its kind read from ``config.json``); others are one-line errors."""
+    from .cgan import ConditionalGAN
+    from .cyclegan import CycleGAN
+    classes = {"cgan": ConditionalGAN, "cyclegan": CycleGAN}
+    formats = [classes[k].format for k in kinds]
+    what = f"{' or '.join(kinds)} model '{folder}'"
+    cfg = read_model_config(folder, formats, 1, what)
+    cls = next(classes[k] for k in kinds if classes[k].format == cfg["format"])
+    return cls.from_folder(folder, device=device, what=what)
+
+
+def tiling_for(model, shape: Sequence[int], tile: Optional[Sequence[int]] = None,
+               overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None):
+    """Tile (default: the training patch size), overlap and crop (default seed 001, capped) per axis."""
+    nd = len(shape)
+    tile = [int(t) for t in (tile or model.meta.get("patch_size") or tiling.DEFAULT_TILE[nd])]
+    if len(tile) != nd:
+        raise InputError(f"tile {tile} needs {nd} entries for a {nd}D image")
+    tile = [-(-t // d) * d for t, d in zip(tile, model.divisor)]  # round up to the divisor
+    cap = [max(t // 5, 0) for t in tile]
+    overlap = list(overlap) if overlap is not None else [min(m, c) for m, c in zip(SEED001_MARGIN[nd], cap)]
+    crop = list(crop) if crop is not None else [min(m, c) for m, c in zip(SEED001_MARGIN[nd], cap)]
+    return tile, overlap, crop
+
+
+def _check_dims(model, array: np.ndarray, what: str) -> None:
+    if array.ndim != model.spatial_dims:
+        raise InputError(f"{what} is {array.ndim}D (shape {array.shape}) but the model is {model.spatial_dims}D")
+
+
+def render_labels(model, labels: np.ndarray, foreground: Optional[np.ndarray] = None,
+                  classes: Optional[dict] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
+                  tile: Optional[Sequence[int]] = None, overlap: Optional[Sequence[int]] = None,
+                  crop: Optional[Sequence[int]] = None, progress: bool = False) -> np.ndarray:
+    """An image (float32 in [0, 1]) from instance ``labels`` with a loaded cGAN or CycleGAN.
+
+    ``foreground``: the specimen (a Scene's foreground; default: the objects closed by the
+    model's ``specimen_radius``) for the cGAN's positional map, with α (default: training α;
+    the quality knob of Eschweiler et al. 2021) and β.
+    """
+    labels = np.asarray(labels)
+    _check_dims(model, labels, "mask")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"mask must hold integer labels, got {labels.dtype}")
+    m = model.meta
+    x = encode_mask(labels, m["mask_encoding"], classes, m.get("class_names"), m.get("boundary_thickness", 1))
+    if getattr(model, "positional", False):
+        from ..simulate.encode import positional_map
+        fg = foreground if foreground is not None else specimen_from_labels(labels, m.get("specimen_radius", 8.0))
+        pos = positional_map(np.asarray(fg, bool), alpha if alpha is not None else m["alpha"],
+                             beta if beta is not None else m["beta"])
+        x = np.concatenate([x, pos[None]], 0)
+    net = model.generate if hasattr(model, "generate") else model.G_mask2img
+    t, o, c = tiling_for(model, labels.shape, tile, overlap, crop)
+    dev = next(model.parameters()).device
+    y = tiling.tiled_generate(x, net, t, o, c, model.divisor, device=dev, progress=progress)
+    return np.clip((y[0] + 1) / 2, 0, 1).astype(np.float32)
+
+
+def segment_image(model, image: np.ndarray, tile: Optional[Sequence[int]] = None,
+                  overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None,
+                  progress: bool = False) -> np.ndarray:
+    """Per-class boolean masks (C, *spatial) of a real ``image`` with a CycleGAN's image→mask generator."""
+    image = np.asarray(image)
+    _check_dims(model, image, "image")
+    if not np.all(np.isfinite(image)):
+        raise InputError("image contains NaN or infinite values")
+    x = normalise_image(image, model.meta["percentiles"])[None]
+    t, o, c = tiling_for(model, image.shape, tile, overlap, crop)
+    dev = next(model.parameters()).device
+    y = tiling.tiled_generate(x, model.G_img2mask, t, o, c, model.divisor, device=dev, progress=progress)
+    return y > 0
