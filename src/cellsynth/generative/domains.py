@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import ConfigError, InputError
+from ..intensity import DEFAULT_PERCENTILES, normalize_percentile
 from ..io import list_images, read_image, read_labels
 from ..simulate import encode
 from .. import tiling
@@ -30,10 +31,9 @@ from .. import tiling
 ENCODINGS = ("boundaries", "foreground", "classes")
 
 
-def normalise_image(image: np.ndarray, percentiles: Sequence[float] = (1.0, 99.8)) -> np.ndarray:
-    """Percentile normalisation to [-1, 1] (the translators' image space), float32."""
-    from ..metrics.image import normalize_percentile
-    return normalize_percentile(image, percentiles[0], percentiles[1]) * 2 - 1
+def normalise_image(image: np.ndarray, percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> np.ndarray:
+    """Percentile normalisation to [-1, 1], clipped (the translators' image space), float32."""
+    return normalize_percentile(image, percentiles[0], percentiles[1], out=(-1, 1), clip=True)
 
 
 def close_specimen(mask: np.ndarray, radius: float) -> np.ndarray:
