@@ -175,6 +175,8 @@ def test_save_load_round_trip(model2d, tmp_path):
     assert cfg["format_version"] == D.FORMAT_VERSION and cfg["architecture"]["args"]["time_embedding"]
     assert {"cellsynth", "torch"} <= set(cfg["versions"]) and cfg["schedule"]["T"] == 1000
     assert cfg["intensity"]["background"] < cfg["intensity"]["foreground_high"]
+    # portable record of the training set: 3 images, no absolute path of this machine
+    assert cfg["training"]["data"]["count"] == 3 and str(tmp_path.parent) not in json.dumps(cfg)
 
 
 def _bad_copy(model2d, tmp_path, name):
@@ -188,10 +190,10 @@ def _bad_copy(model2d, tmp_path, name):
     ("missing_config", "missing config.json"),
     ("corrupt_json", "not valid JSON"),
     ("wrong_version", "format version"),
-    ("wrong_format", "not a cellsynth diffusion model"),
+    ("wrong_format", "not 'cellsynth-diffusion'"),
     ("mismatched_weights", "do not match"),
     ("corrupt_weights", "unreadable"),
-    ("not_a_dir", "not a directory"),
+    ("not_a_dir", "not a folder"),
 ])
 def test_bad_model_directories_rejected(model2d, tmp_path, damage, message):
     d = _bad_copy(model2d, tmp_path, damage)
@@ -315,6 +317,17 @@ def test_default_model_path_points_at_shipped_model():
     p = default_model_path()  # the shipped model is part of the package: missing = failure
     m = D.load_model(p)
     assert m.ndim == 2 and p.name == "nuclei2d-dsb"
+    # the training data are recorded portably, never by a path of the training machine
+    assert set(m.config["training"]["data"]) == {"folder", "count", "sha256"}
+    assert "/" not in json.dumps(m.config["training"])
+
+
+def test_shipped_model_training_data_is_the_dsb_train_set(shared_data):
+    from cellsynth.io import list_images
+    from cellsynth.modelfolder import describe_training_data
+    from cellsynth.render.diffusion import default_model_path
+    d = shared_data / "nuclei2d-dsb2018" / "train" / "images"
+    assert D.load_model(default_model_path()).config["training"]["data"] == describe_training_data(list_images(d), d)
 
 
 def test_cli_generate_with_diffusion_renderer(model2d, tmp_path):

@@ -151,6 +151,11 @@ def test_train_save_load_identical_and_tiled(tmp_path, rng, ndim):
     assert (tmp_path / "model" / "weights.safetensors").is_file()
     cfg = json.loads((tmp_path / "model" / "config.json").read_text())
     assert cfg["unet"]["spatial_dims"] == ndim and cfg["normalisation"]["percentiles"] == [1.0, 99.8]
+    assert cfg["format"] == "cellsynth-segmenter" and {"cellsynth", "torch"} <= set(cfg["versions"])
+    # training data recorded portably (folder name, image + mask count, hash), never by path
+    (rec,) = cfg["training"]["datasets"]
+    assert rec["folder"] == "data" and rec["count"] == 2 * cfg["training"]["n_images"]
+    assert str(tmp_path) not in json.dumps(cfg)
     loaded = load_segmenter(tmp_path / "model")
     img = tifffile.imread(data / "images" / "s0.tif")
     a, pa = seg.predict(img, return_probabilities=True)

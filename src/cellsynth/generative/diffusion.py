@@ -28,9 +28,7 @@ format version) + ``weights.safetensors`` (EMA weights). Training also keeps
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +42,10 @@ from pydantic import Field
 from ..config import Strict, validate
 
 from ..errors import ConfigError
-from ..io import list_images, read_image
+from ..io import list_images, read_image, read_json, write_json
+from ..modelfolder import (CHECKPOINT_DIR, CONFIG_FILE, WEIGHTS_FILE, config_error, describe_training_data,
+                           load_tensors, load_weights, read_model_config, resolve_device, save_model_folder,
+                           save_tensors)
 from ..errors import InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
@@ -55,9 +56,6 @@ from .training import optimizer_to_tensors as _optimizer_to_tensors
 
 FORMAT = "cellsynth-diffusion"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
-CHECKPOINT_DIR = "checkpoint"
 
 
 # --------------------------------------------------------------------------- configuration
@@ -178,54 +176,21 @@ class DiffusionModel:
         return (n["raw_low"] + (x + 1) / 2 * (n["raw_high"] - n["raw_low"])).astype(np.float32)
 
 
-def _versions() -> dict:
-    from .. import __version__
-    return {"cellsynth": __version__, "torch": torch.__version__}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: Optional[dict] = None) -> None:
-    from safetensors.torch import save_file
-    tmp = path.with_name(f".{path.name}.part")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
 def save_model(net: UNet, config: dict, out: str | Path, state_dict: Optional[dict] = None) -> Path:
-    """Write ``config.json`` + ``weights.safetensors`` (``state_dict`` or the net's own) into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _atomic_save_tensors(out / WEIGHTS_FILE, state_dict if state_dict is not None else net.state_dict(),
-                         metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-    _atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2))
-    return out
+    """Write the model folder ``out`` (:func:`cellsynth.modelfolder.save_model_folder`).
+
+    ``state_dict`` (e.g. the EMA weights) replaces the net's own weights.
+    """
+    body = {k: v for k, v in config.items() if k not in ("format", "format_version", "versions")}
+    return save_model_folder(out, FORMAT, FORMAT_VERSION, body,
+                             {"": state_dict if state_dict is not None else net})
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
-    """Load and validate a model directory; a bad one raises a one-line :class:`InputError` naming it."""
+    """Load and validate a model folder; a bad one raises a one-line :class:`InputError` naming it."""
     path = Path(path)
     what = f"diffusion model '{path}'"
-    if not path.is_dir():
-        raise InputError(f"{what}: not a directory")
-    cfg_file, w_file = path / CONFIG_FILE, path / WEIGHTS_FILE
-    if not cfg_file.is_file():
-        raise InputError(f"{what}: missing {CONFIG_FILE}")
-    if not w_file.is_file():
-        raise InputError(f"{what}: missing {WEIGHTS_FILE}")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{what}: {CONFIG_FILE} is not valid JSON ({str(e).splitlines()[0]})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise InputError(f"{what}: {CONFIG_FILE} is not a cellsynth diffusion model (format != '{FORMAT}')")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{what}: format version {config.get('format_version')!r} is not supported "
-                         f"(this cellsynth reads version {FORMAT_VERSION})")
+    config = read_model_config(path, FORMAT, FORMAT_VERSION, what)
     try:
         arch = config["architecture"]
         if arch.get("class") != "UNet":
@@ -238,31 +203,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Diffusio
         for key in ("background", "foreground_low", "foreground_high"):
             float(config["intensity"][key])
     except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{what}: {CONFIG_FILE} is incomplete or invalid ({type(e).__name__}: {e})") from None
-    try:
-        from safetensors.torch import load_file
-        state = load_file(str(w_file))
-    except Exception as e:  # safetensors raises several types on corrupt files
-        raise InputError(f"{what}: {WEIGHTS_FILE} is unreadable ({type(e).__name__}: {str(e)[:80]})") from None
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).split("\n")[1].strip() if "\n" in str(e) else str(e)[:120]
-        raise InputError(f"{what}: weights do not match the architecture in {CONFIG_FILE} ({first[:120]})") from None
+        raise config_error(what, e) from None
+    load_weights(path, {"": net}, what)
     net.eval().to(resolve_device(device))
     return DiffusionModel(net=net, schedule=schedule, config=config, path=path)
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device '{device}': choose auto, cpu or cuda")
-    return torch.device(device)
 
 
 # --------------------------------------------------------------------------- training
@@ -300,7 +246,6 @@ def intensity_statistics(patches: np.ndarray) -> dict:
 def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig, lohi: np.ndarray,
                   intensity: dict, patch: list[int], record: dict) -> dict:
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
         "architecture": {"class": "UNet", "module": "cellsynth.nn.unet", "args": net_args},
         "schedule": schedule.to_dict(),
         "normalisation": {"method": "percentile", "low": cfg.percentiles[0], "high": cfg.percentiles[1],
@@ -311,7 +256,6 @@ def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig,
         "patch_size": patch,
         "training": record,
         "train_config": cfg.model_dump(mode="json"),
-        "versions": _versions(),
     }
 
 
@@ -338,7 +282,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     if resume:
         if not (ckpt_dir / "state.safetensors").is_file() or not (ckpt_dir / "state.json").is_file():
             raise InputError(f"model directory '{out}' has no checkpoint to resume from")
-        saved = json.loads((ckpt_dir / "state.json").read_text())
+        saved = read_json(ckpt_dir / "state.json", what="training checkpoint")
         cfg = validate(DiffusionTrainConfig, {**saved["train_config"], "steps": cfg.steps,
                                                "threads": cfg.threads}, prefix="train_config.")
     elif (out / CONFIG_FILE).exists() or (ckpt_dir / "state.json").exists():
@@ -349,6 +293,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     dev = resolve_device(device)
 
     arrays, lohi = load_training_images(images, cfg.percentiles)
+    data = describe_training_data(list_images(images, what="training images"), images)
     nd = arrays[0].ndim
     patch = list(cfg.patch_size) if cfg.patch_size else ([64, 64] if nd == 2 else [16, 64, 64])
     if len(patch) != nd:
@@ -395,8 +340,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     ema = _EMA(net, cfg.ema)
     start, elapsed = 0, 0.0
     if resume:
-        from safetensors.torch import load_file
-        st = load_file(str(ckpt_dir / "state.safetensors"))
+        st = load_tensors(ckpt_dir / "state.safetensors", f"checkpoint of '{out}'")
         net.load_state_dict({k[4:]: v for k, v in st.items() if k.startswith("net.")})
         ema.shadow = {k[4:]: v.to(dev) for k, v in st.items() if k.startswith("ema.")}
         # load_state_dict moves moments to the parameters' device and keeps Adam's step where it belongs
@@ -406,20 +350,18 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
         start, elapsed = int(saved["step"]), float(saved.get("elapsed_s", 0.0))
 
     def record(step: int) -> dict:
-        return {"images": str(images), "n_images": len(arrays), "steps": step, "batch_size": cfg.batch_size,
+        return {"data": data, "n_images": len(arrays), "steps": step, "batch_size": cfg.batch_size,
                 "lr": cfg.lr, "ema": cfg.ema, "time_s": round(elapsed, 1), "device": dev.type,
                 "n_parameters": sum(p.numel() for p in net.parameters())}
 
     def save(step: int) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
         opt_t, groups = _optimizer_to_tensors(opt)
         tensors = {**{f"net.{k}": v for k, v in net.state_dict().items()},
                    **{f"ema.{k}": v for k, v in ema.shadow.items()}, **opt_t, "rng.torch": gen.get_state()}
-        _atomic_save_tensors(ckpt_dir / "state.safetensors", tensors)
-        _atomic_write_text(ckpt_dir / "state.json", json.dumps(
-            {"step": step, "elapsed_s": elapsed, "param_groups": groups, "numpy_rng": rng.bit_generator.state,
-             "train_config": cfg.model_dump(mode="json")}, default=int))
+        save_tensors(ckpt_dir / "state.safetensors", tensors)
+        write_json(ckpt_dir / "state.json", {"step": step, "elapsed_s": elapsed, "param_groups": groups,
+                                             "numpy_rng": rng.bit_generator.state,
+                                             "train_config": cfg.model_dump(mode="json")})
         save_model(net, _model_config(net_args, schedule, cfg, lohi, intensity, patch, record(step)), out,
                    state_dict=ema.shadow)
 

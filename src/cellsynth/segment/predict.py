@@ -31,9 +31,9 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Optiona
         def classical(img: np.ndarray) -> np.ndarray:
             return classical_segment(img, sigma=sigma, min_size=ms, min_distance=min_distance)
         return classical, None
-    from .unet import load_segmenter, resolve_device
+    from .unet import load_segmenter
 
-    seg = load_segmenter(model, device=str(resolve_device(device)))
+    seg = load_segmenter(model, device=device)
     if min_size is not None:
         seg.postprocess = seg.postprocess.model_copy(update={"min_size": min_size})
     seg.check_tile(tile, overlap)

@@ -19,7 +19,6 @@ Gaussian blending). A model directory holds ``config.json`` and ``weights.safete
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Sequence
@@ -34,7 +33,10 @@ from skimage.segmentation import find_boundaries, watershed
 from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 
 from ..errors import ConfigError
-from ..io import read_image, read_json, read_labels, write_json
+from ..dataset import read_pairs
+from ..io import read_image, read_labels
+from ..modelfolder import (config_error, describe_training_data, load_weights, read_model_config, resolve_device,
+                           save_model_folder)
 from ..errors import InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
@@ -127,17 +129,6 @@ def default_tile(patch: Sequence[int]) -> list[int]:
     return list(patch[:-2]) + [2 * p for p in patch[-2:]]
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device '{device}': expected auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no CUDA device is available")
-    return torch.device(device)
-
-
 # --------------------------------------------------------------------------- encoding
 def three_class_target(labels: np.ndarray) -> np.ndarray:
     """uint8 target from instance labels: 0 background, 1 boundary, 2 interior.
@@ -209,8 +200,6 @@ def read_training_pairs(datasets: Sequence[str | Path]) -> list[tuple[str, np.nd
     All images must share one dimensionality (2D or 3D) and each mask the shape of its
     image; the first violation raises a one-line :class:`InputError` naming the file.
     """
-    from ..dataset import read_pairs
-
     if not datasets:
         raise InputError("no training dataset given (--data DATASET)")
     out = []
@@ -310,7 +299,7 @@ class Segmenter:
     """A trained 3-class U-Net with its saved configuration; ``predict(image) -> labels``."""
 
     def __init__(self, net: UNet, config: dict, device: str | torch.device = "cpu"):
-        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.config = config
         self.spatial_dims = int(config["unet"]["spatial_dims"])
@@ -374,27 +363,9 @@ class Segmenter:
         return (labels, probs) if return_probabilities else labels
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``weights.safetensors`` then ``config.json`` (atomically, config last)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise InputError(f"model path '{folder}' exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".weights.safetensors.part"
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-        os.replace(tmp, folder / "weights.safetensors")
-        write_json(folder / "config.json", self.config)
-        return folder
-
-
-def _versions() -> dict:
-    import monai
-
-    from .. import __version__
-    return {"cellsynth": __version__, "torch": torch.__version__.split("+")[0], "monai": monai.__version__,
-            "numpy": np.__version__}
+        """Write the model folder (:func:`cellsynth.modelfolder.save_model_folder`)."""
+        body = {k: v for k, v in self.config.items() if k not in ("format", "format_version", "versions")}
+        return save_model_folder(folder, FORMAT, FORMAT_VERSION, body, {"": self.net})
 
 
 def build_unet(unet_args: dict) -> UNet:
@@ -405,19 +376,10 @@ def build_unet(unet_args: dict) -> UNet:
 
 
 def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
-    """Load a model directory; a missing/corrupt/foreign one raises a one-line :class:`InputError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+    """Load a model folder; a missing/corrupt/foreign one raises a one-line :class:`InputError`."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"segmenter model '{folder}' is not a folder")
-    cfg = read_json(folder / "config.json", what="segmenter config")
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise InputError(f"'{folder}' is not a cellsynth segmenter (config.json format is not '{FORMAT}')")
-    if int(cfg.get("format_version", -1)) > FORMAT_VERSION or int(cfg.get("format_version", -1)) < 1:
-        raise InputError(f"segmenter '{folder}' has format_version {cfg.get('format_version')}; "
-                         f"this cellsynth reads 1..{FORMAT_VERSION}")
+    what = f"segmenter '{folder}'"
+    cfg = read_model_config(folder, FORMAT, FORMAT_VERSION, what)
     try:
         unet = cfg["unet"]
         net = build_unet(unet)
@@ -430,16 +392,8 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
         [int(t) for t in cfg["inference"]["tile"]]
         lo, hi = cfg["normalisation"]["percentiles"]
     except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise InputError(f"segmenter '{folder}' has an invalid config.json ({type(e).__name__}: {e})") from None
-    wpath = folder / "weights.safetensors"
-    if not wpath.is_file():
-        raise InputError(f"segmenter '{folder}' has no weights.safetensors")
-    try:
-        state = load_file(str(wpath))
-        net.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError, OSError, ValueError) as e:
-        msg = str(e).splitlines()[0][:120]
-        raise InputError(f"segmenter '{folder}': weights.safetensors does not load ({msg})") from None
+        raise config_error(what, e) from None
+    load_weights(folder, {"": net}, what)
     return Segmenter(net, cfg, device=resolve_device(device))
 
 
@@ -475,6 +429,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
         raise InputError(f"model path '{out}' exists and is not a folder")
 
     pairs = read_training_pairs(datasets)
+    data = [describe_training_data([p for _, i, m in read_pairs(d) for p in (i, m)], d) for d in datasets]
     ndim = pairs[0][1].ndim
     patch = list(cfg.patch) if cfg.patch is not None else default_patch(ndim)
     tile = list(cfg.tile) if cfg.tile is not None else default_tile(patch)
@@ -533,17 +488,15 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     bar.close()
     net.eval()
     config: dict[str, Any] = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
         "unet": unet_args, "classes": list(CLASSES),
         "normalisation": {"method": "percentile", "percentiles": list(cfg.percentiles)},
         "postprocess": cfg.postprocess.model_dump(),
         "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
-        "training": {"datasets": [str(Path(d)) for d in datasets], "n_images": len(images), "patch": patch,
+        "training": {"datasets": data, "n_images": len(images), "patch": patch,
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
                      "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed, "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
-        "versions": _versions(),
     }
     seg = Segmenter(net, config, device=dev)
     if out is not None:
