@@ -31,9 +31,10 @@ METADATA_ONLY = {
     "reference",  # the papers the preset follows
 }
 # Keys that select hardware or parallelism: they must NOT change the numbers (checked below).
+LEARNED = ("diffusion", "cgan", "cyclegan")  # renderers with a model folder
 PERFORMANCE_ONLY = {
-    "render.diffusion.device",  # auto/cpu/cuda; on this CPU-only test machine auto == cpu
-    "render.diffusion.threads",  # torch CPU threads
+    *(f"render.{r}.device" for r in LEARNED),  # auto/cpu/cuda; on this CPU-only test machine auto == cpu
+    *(f"render.{r}.threads" for r in LEARNED),  # torch CPU threads
     "render.diffusion.batch_size",  # tiles per forward pass
 }
 # `renderer` picks the renderer of `cellsynth generate` when --renderer is not given; it changes
@@ -148,6 +149,10 @@ def _context(key: str, ndim: int, data: dict) -> dict:
         "render.sketch.membrane_width": {"render": {"sketch": {"membrane_classes": ["cell"]}}},
         "render.physics.membrane_width": {"render": {"physics": {"membrane_classes": ["cell"]}}},
         "render.diffusion.background": {"render": {"diffusion": {"match_intensities": True}}},
+        "render.cgan.overlap": {"render": {"cgan": {"tile": [16, 16]}}},
+        "render.cgan.crop": {"render": {"cgan": {"tile": [16, 16]}}},
+        "render.cyclegan.overlap": {"render": {"cyclegan": {"tile": [16, 16]}}},
+        "render.cyclegan.crop": {"render": {"cyclegan": {"tile": [16, 16]}}},
         "render.diffusion.foreground": {"render": {"diffusion": {"match_intensities": True}}},
     }
     ctx = dict(table.get(key, {}))
@@ -183,13 +188,21 @@ def _explicit(key: str, value, ndim: int, data: dict) -> list | None:
         "render.physics.class_brightness": [{"golgi": 3.0}, {"nucleus": 0.3}],
         "render.sketch.membrane_classes": [["cell"], ["nucleus"], []],
         "render.physics.membrane_classes": [["cell"], ["nucleus"], []],
-        "render.diffusion.model": [data.get("model_1")],
+        "render.diffusion.model": [data.get("diffusion_1")],
+        "render.cgan.model": [data.get("cgan_1")],
+        "render.cyclegan.model": [data.get("cyclegan_1")],
+        "render.cgan.alpha": [10.0, 1000.0],
+        "render.cgan.beta": [10.0, 1000.0],
         "render.diffusion.tile": [[32, 32], [16, 16]],
         "render.diffusion.background": [-0.5, 0.5],
         "render.diffusion.foreground": [[0.0, 0.5], [0.5, 0.9]],
-        "render.diffusion.threads": [2],
-        "render.diffusion.device": ["cpu"],
     }
+    if key.split(".")[-1] in ("tile", "overlap", "crop") and key.split(".")[1] in ("cgan", "cyclegan"):
+        return {"tile": [[16, 16], [24, 24]], "overlap": [[4, 4], [8, 8]], "crop": [[2, 2], [4, 4]]}[key.split(".")[-1]]
+    if key.startswith("render.") and key.endswith(".threads"):
+        return [2]
+    if key.startswith("render.") and key.endswith(".device"):
+        return ["cpu"]
     return table.get(key)
 
 
@@ -241,7 +254,7 @@ def _nested(key: str, value) -> dict:
     return out
 
 
-def _tiny_preset(name: str, model: Path) -> dict:
+def _tiny_preset(name: str, models: dict[str, Path]) -> dict:
     data = config_to_dict(validate(Config, preset_dict(name)))
     ndim = len(data["scene"]["shape"])
     scene = deep_merge(data["scene"], TINY_2D if ndim == 2 else TINY_3D)
@@ -249,7 +262,9 @@ def _tiny_preset(name: str, model: Path) -> dict:
     scene["nuclei"]["axis_scale"] = scene["nuclei"]["axis_scale"][-ndim:] if ndim == 2 else \
         (scene["nuclei"]["axis_scale"] + [[0.8, 1.2]] * 3)[:3]
     data["scene"] = scene
-    data["render"]["diffusion"].update(steps=3, t_start=20, threads=1, device="auto", model=str(model))
+    data["render"]["diffusion"].update(steps=3, t_start=20, threads=1, device="auto", model=str(models["diffusion"]))
+    for k in LEARNED[1:]:
+        data["render"][k].update(threads=1, device="auto", model=str(models[k]))
     return data
 
 
@@ -280,35 +295,52 @@ def _renderers_for(key: str, diffusion: bool) -> tuple[str, ...]:
         return ("sketch",) + (("diffusion",) if diffusion else ())  # the diffusion renderer draws a sketch
     if key.startswith("render.physics."):
         return ("physics",)
-    if key.startswith("render.diffusion."):
-        return ("diffusion",)
+    for r in LEARNED:
+        if key.startswith(f"render.{r}."):
+            return (r,)
     return ("sketch", "physics")  # scene keys: the scene itself, and the renderers that read it
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
-    """Two tiny 2D diffusion model folders (2 training steps each, different seeds, CPU)."""
+def tiny_models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Two tiny 2D model folders per learned renderer (a few training steps, different seeds, CPU)."""
     from cellsynth.generative import diffusion as D
+    from cellsynth.generative.cgan import CGANTrainConfig, train_cgan
+    from cellsynth.generative.cyclegan import CycleGANTrainConfig, train_cyclegan
 
-    tmp = tmp_path_factory.mktemp("dm")
+    tmp = tmp_path_factory.mktemp("models")
     rng = np.random.default_rng(1)
     for i in range(3):
-        write_tiff(tmp / "imgs" / f"im{i}.tif", (rng.random((32, 32)) * 200).astype(np.uint8))
-    out = []
+        lab = np.zeros((32, 32), np.uint16)
+        lab[4 + i:14, 4:14], lab[18:28, 16 + i:28] = 1, 2
+        write_tiff(tmp / "masks" / f"im{i}.tif", lab)
+        write_tiff(tmp / "imgs" / f"im{i}.tif", ((lab > 0) * 150 + rng.random((32, 32)) * 50).astype(np.uint8))
+    gan = dict(d_channels=4, d_layers=2, patch_size=[16, 16], steps=2, checkpoint_every=2, batch_size=2)
+    out: dict = {}
     for seed in (0, 1):
         cfg = D.DiffusionTrainConfig(channels=[8, 16], batch_size=2, checkpoint_every=2, seed=seed, threads=1,
                                      patch_size=[16, 16], T=100)
-        out.append(D.train_diffusion(tmp / "imgs", tmp / f"model{seed}", cfg, steps=2, progress=False))
-    return out[0], out[1]
+        out.setdefault("diffusion", []).append(
+            D.train_diffusion(tmp / "imgs", tmp / f"diffusion{seed}", cfg, steps=2, progress=False))
+        out.setdefault("cgan", []).append(train_cgan(
+            tmp / "imgs", tmp / f"cgan{seed}", CGANTrainConfig(channels=[4, 8], seed=seed, **gan),
+            masks=tmp / "masks", progress=False, device="cpu"))
+        out.setdefault("cyclegan", []).append(train_cyclegan(
+            tmp / "imgs", tmp / f"cyclegan{seed}", CycleGANTrainConfig(channels=4, n_blocks=1, pool_size=2,
+                                                                       seed=seed, **gan),
+            masks=tmp / "masks", progress=False, device="cpu"))
+    return {k: tuple(v) for k, v in out.items()}
 
 
-def _walk(preset: str, root: Path, models: tuple[Path, Path]) -> tuple[list[str], list[str]]:
+def _walk(preset: str, root: Path, models: dict[str, tuple[Path, Path]]) -> tuple[list[str], list[str]]:
     data = _data(str(root))
-    data["model_1"] = str(models[1])
-    base = _tiny_preset(preset, models[0])
+    data.update({f"{k}_1": str(v[1]) for k, v in models.items()})
+    base = _tiny_preset(preset, {k: v[0] for k, v in models.items()})
     ndim = len(base["scene"]["shape"])
-    # the test model is 2D; presets that do not set render.diffusion share its defaults, walked once
-    diffusion = ndim == 2 and (preset == DIFFUSION_PRESET or "diffusion" in preset_dict(preset).get("render", {}))
+    # the test models are 2D; presets that do not set a learned renderer's section share its defaults,
+    # walked once
+    diffusion = ndim == 2 and (preset == DIFFUSION_PRESET or
+                               any(r in preset_dict(preset).get("render", {}) for r in LEARNED))
     dead, changed_perf, acting_pending = [], [], []
     baselines: dict = {}
     for key, ann in _leaves(Config):
@@ -316,7 +348,7 @@ def _walk(preset: str, root: Path, models: tuple[Path, Path]) -> tuple[list[str]
             continue
         if key in ONLY_3D and ndim == 2:
             continue
-        if key.startswith("render.diffusion.") and not diffusion:
+        if key.startswith(tuple(f"render.{r}." for r in LEARNED)) and not diffusion:
             continue
         renderers = _renderers_for(key, diffusion)
         ctx_data = deep_merge(base, _context(key, ndim, data))
