@@ -324,3 +324,28 @@ def test_cli_train_and_generate(tmp_path, capsys):
     rc = main(["train", "cyclegan", "--images", str(imgs), "--masks", str(masks), "--out", str(tmp_path / "m"),
                "--steps", "1"])
     assert rc == 2 and "already holds a model" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- self-supervised segmenter
+def test_cyclegan_segmenter_cli(tmp_path, capsys):
+    from cellsynth.cli import main
+    imgs, _ = _data(tmp_path, 3)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("channels: 4\nn_blocks: 1\nd_channels: 4\nd_layers: 2\nn_scenes: 2\n"
+                   "scene_overrides: ['scene.shape=[16,48,48]', 'scene.organelles.n_pairs=[2,3]']\n")
+    rc = main(["segment", "train", "--method", "cyclegan", "--images", str(imgs), "--preset", "nuclei-golgi3d",
+               "--out", str(tmp_path / "seg"), "--config", str(cfg), "--steps", "1", "--patch", "16", "16", "16",
+               "--device", "cpu", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    m = load_translator(tmp_path / "seg")
+    assert m.meta["class_names"] == ["golgi", "nucleus"] and m.config["class_weights"] == [3.5, 1.0]
+    assert m.meta["training_data"]["masks"]["preset"] == "nuclei-golgi3d"
+    rc = main(["segment", "predict", "--model", str(tmp_path / "seg"), "--images", str(imgs),
+               "--out", str(tmp_path / "pred"), "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    lab = tifffile.imread(tmp_path / "pred" / "v0.tif")
+    cls = np.stack([tifffile.imread(tmp_path / "pred" / c / "v0.tif") for c in ("golgi", "nucleus")])
+    assert lab.shape == SHAPES[3] and cls.shape == (2, *SHAPES[3]) and set(np.unique(cls)) <= {0, 1}
+    assert (lab > 0).sum() == (cls.max(0) > 0).sum()
+    rc = main(["segment", "train", "--method", "cyclegan", "--images", str(imgs), "--out", str(tmp_path / "x")])
+    assert rc == 2 and "--preset" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -22,8 +22,15 @@ def add_parser(subparsers) -> None:
 
     t = sub.add_parser("train", help="train a 3-class U-Net segmenter", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--data", action="append", required=True, type=Path, metavar="DATASET",
-                   help="dataset folder with images/ and masks/ (repeat to combine several)")
+    t.add_argument("--method", choices=["unet", "cyclegan"], default="unet",
+                   help="unet: supervised 3-class U-Net on --data; cyclegan: self-supervised CycleGAN "
+                        "(Rosa et al.) between real --images and scenes of --preset, no annotation")
+    t.add_argument("--data", action="append", type=Path, metavar="DATASET",
+                   help="unet: dataset folder with images/ and masks/ (repeat to combine several)")
+    t.add_argument("--images", type=Path, metavar="DIR", help="cyclegan: folder of real images")
+    t.add_argument("--preset", metavar="P", help="cyclegan: preset whose simulated masks form the mask "
+                   "domain (e.g. nuclei-golgi3d)")
+    t.add_argument("--resume", action="store_true", help="cyclegan: continue from the checkpoint in --out")
     t.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model folder to write")
     t.add_argument("--config", type=Path, metavar="F",
                    help="YAML/JSON with SegmenterConfig keys (channels, patch, batch_size, steps, lr, "
@@ -68,6 +75,11 @@ def run(args) -> int:
 
 
 def _train(args) -> int:
+    from ..errors import ConfigError
+    if args.method == "cyclegan":
+        return _train_cyclegan(args)
+    if not args.data:
+        raise ConfigError("segment train --method unet needs --data DATASET")
     from ..config import validate
     from ..segment.unet import SegmenterConfig, load_segmenter_config, train_segmenter
 
@@ -80,6 +92,23 @@ def _train(args) -> int:
     tr = seg.config["training"]
     print(f"segmenter: {tr['n_images']} images, {tr['steps']} steps in {tr['seconds']} s "
           f"(final loss {tr['final_loss']}) -> {args.out}")
+    return 0
+
+
+def _train_cyclegan(args) -> int:
+    from ..config import load_yaml
+    from ..errors import ConfigError
+    from ..segment.selfsupervised import train_cyclegan_segmenter
+    if not args.images or not args.preset or args.data:
+        raise ConfigError("segment train --method cyclegan needs --images DIR and --preset P (and no --data)")
+    cfg = load_yaml(args.config) if args.config else {}
+    for key, val in (("batch_size", args.batch_size), ("seed", args.seed), ("patch_size", args.patch),
+                     ("threads", args.threads)):
+        if val is not None:
+            cfg[key] = val
+    out = train_cyclegan_segmenter(args.images, args.preset, args.out, cfg, steps=args.steps, device=args.device,
+                                   resume=args.resume, progress=not args.no_progress)
+    print(f"self-supervised CycleGAN segmenter -> {out}")
     return 0
 
 

@@ -23,6 +23,9 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Optiona
     ``min_size`` overrides the model's post-processing (classical default 15 px); ``sigma`` and
     ``min_distance`` act only for the classical baseline, ``tile``/``overlap`` only for a U-Net.
     """
+    from .selfsupervised import cyclegan_segmenter, is_cyclegan_folder
+    if str(model) != CLASSICAL and is_cyclegan_folder(model):
+        return cyclegan_segmenter(model, device=device, tile=tile, min_size=min_size)
     if str(model) == CLASSICAL:
         from .classical import classical_segment
 
@@ -47,7 +50,9 @@ def segment_folder(model: str | Path, images: str | Path, out: str | Path, *, pr
                    **kw) -> list[Path]:
     """Segment every TIFF in ``images`` into uint16 label TIFFs of the same names in ``out``.
 
-    ``model`` is a folder written by ``cellsynth segment train`` or ``'classical'``; ``kw`` go to
+    ``model`` is a folder written by ``cellsynth segment train`` or ``'classical'``; a CycleGAN
+    segmenter (``--method cyclegan``) also writes each class's mask (uint8 0/1) to
+    ``out/<class name>/<name>``. ``kw`` go to
     :func:`segmenter_function`. Every image is checked (readable, dimensionality of the model)
     before the first file is written; files already in ``out`` are overwritten atomically.
     Returns the written paths.
@@ -65,7 +70,12 @@ def segment_folder(model: str | Path, images: str | Path, out: str | Path, *, pr
         raise InputError(f"output '{out}' exists and is not a folder")
     written = []
     for f in tqdm(files, desc="segment", disable=not progress):
-        write_tiff(out / f.name, segment(read_image(f)))
+        result = segment(read_image(f))
+        if isinstance(result, tuple):  # (instances, {class: mask})
+            result, classes = result
+            for name, mask in classes.items():
+                write_tiff(out / name / f.name, mask)
+        write_tiff(out / f.name, result)
         written.append(out / f.name)
     log.info("segmented %d images -> %s", len(files), out)
     return written
