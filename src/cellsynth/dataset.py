@@ -189,7 +189,7 @@ def done_samples(out: Path, names: list[str], with_images: bool) -> set[str]:
 
 def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], seed: int, out: str | Path,
                      workers: int = 1, labels_dir: Optional[str | Path] = None,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, scheduler: Optional[str] = None) -> Path:
     """Write ``n`` samples (scene + rendered image) to ``out``; resume what is already there.
 
     Parameters
@@ -204,6 +204,8 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
         Dataset seed; sample i depends on (seed, i) only.
     labels_dir : folder of instance masks to render instead of simulated scenes.
     workers : parallel processes (1 = serial in this process).
+    scheduler : "local:N" or "tcp://HOST:PORT": run samples as tasks on a Dask cluster
+        (:mod:`cellsynth.cluster`); same bytes as serial. Excludes ``workers`` > 1.
     """
     out = Path(out)
     labels_files = None
@@ -220,6 +222,11 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
+    if scheduler is not None:
+        from .cluster import check_scheduler
+        check_scheduler(scheduler)
+        if workers > 1:
+            raise ConfigError("give --workers or --scheduler, not both")
     job = _Job(cfg, renderer, seed, out, labels_files, threads=None)
     job.renderer()  # builds (and validates, e.g. loads the model) before anything is written
 
@@ -245,7 +252,11 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
     bar = _progress(total=n, initial=n - len(todo), desc=f"generate {cfg.name}/{renderer or 'scenes'}",
                     enabled=progress)
     try:
-        if workers == 1 or len(todo) <= 1:
+        if scheduler is not None and todo:
+            from .cluster import connect, run_samples
+            with connect(scheduler) as client:
+                run_samples(client, _Job(cfg, renderer, seed, out, labels_files, threads=1), todo, bar)
+        elif workers == 1 or len(todo) <= 1:
             for i in todo:
                 job.make(i)
                 bar.update(1)
@@ -272,6 +283,8 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
                     bar.update(1)
     finally:
         bar.close()
+    for sub in ("images", "masks", RECORDS, "foreground"):
+        remove_partials(out / sub)  # what a task killed mid-write left (its retry wrote the file again)
     manifest["samples"] = [read_json(out / RECORDS / f"{nm}.json") for nm in names]
     manifest["complete"] = True
     write_json(manifest_path, manifest)

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="dataset seed; sample i depends on (seed, i) only")
     p.add_argument("--out", required=True, metavar="DATASET", help="output folder")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (output identical to serial)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run samples as tasks on a Dask cluster: local:N (N worker processes here) or "
+                        "tcp://HOST:PORT (a running scheduler; needs cellsynth[dask]); output identical to serial")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from ..export import FORMATS
     from .export import add_export_args
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     exports = _export_plan(args)  # options checked before anything is generated
     from ..dataset import generate_dataset, load_manifest
     out = generate_dataset(cfg, renderer, n, args.seed, args.out, workers=args.workers,
-                           labels_dir=args.labels, progress=not args.no_progress)
+                           labels_dir=args.labels, progress=not args.no_progress,
+                           scheduler=args.scheduler)
     m = load_manifest(out)
     print(f"wrote {m['n']} sample(s) ({renderer} renderer, preset '{cfg.name}') to {out}/images and "
           f"{out}/masks; manifest {out}/manifest.json")
