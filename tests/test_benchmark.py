@@ -62,7 +62,13 @@ def test_benchmark_tiny_all_arms(tiny):
             assert 0.0 <= arm["summary"][m] <= 1.0
     # the classical baseline finds well-separated bright discs
     assert data["arms"]["classical"]["summary"]["ap50"] > 0.9
-    assert data["best_renderer"] in ("physics", "sketch", "diffusion")
+    assert data["best_renderer"] == bm.best_renderer(data["arms"], "summary")
+    # Mix2Real's renderer is chosen on the validation split of the annotated training images
+    assert data["mix_renderer"]["renderer"] == bm.best_renderer(data["arms"], "validation")
+    assert data["arms"]["Mix2Real"]["training"].endswith(data["mix_renderer"]["renderer"])
+    for r in ("physics", "sketch", "diffusion"):
+        assert data["arms"][f"Syn2Real-{r}"]["validation"]["n_images"] == 4  # min(val_images, 4 train pairs)
+    assert json.dumps(data["targets"]) == json.dumps(bm.targets(data))  # NaN-safe comparison
     assert len(data["tests"]) == 15  # every pair of 6 arms
     assert all(0.0 <= t["p_value"] <= 1.0 for t in data["tests"])
     for r in ("physics", "sketch", "diffusion"):
@@ -90,6 +96,37 @@ def test_scores_and_tests():
             "b": {"per_image": {str(i): {"ap50": 0.1 + 0.01 * i} for i in range(8)}}}
     t = bm.ranksum_tests(arms)
     assert len(t) == 1 and t[0]["p_value"] < 0.01 and t[0]["statistic"] > 0
+
+
+def _arms(test: dict[str, float], val: dict[str, float] | None = None, **others: float) -> dict:
+    arms = {f"Syn2Real-{r}": {"summary": {"ap50": v}} for r, v in test.items()}
+    for r, v in (val or {}).items():
+        arms[f"Syn2Real-{r}"]["validation"] = {"ap50": v}
+    arms.update({a: {"summary": {"ap50": v}} for a, v in others.items()})
+    return arms
+
+
+def test_mix2real_renderer_is_chosen_on_validation_not_test():
+    """Test and validation rankings disagree: the choice follows validation, the report's best the test."""
+    arms = _arms({"physics": 0.2, "sketch": 0.7, "diffusion": 0.6},
+                 {"physics": 0.3, "sketch": 0.5, "diffusion": 0.8})
+    assert bm.best_renderer(arms, "validation") == "diffusion"
+    assert bm.best_renderer(arms, "summary") == "sketch"
+    assert bm.best_renderer(_arms({"sketch": 0.5}), "validation") is None  # no validation scores
+
+
+@pytest.mark.parametrize("real, classical, ge, beats", [(0.78, 0.6, True, True), (0.9, 0.7, False, True),
+                                                        (0.7, 0.75, True, False)])
+def test_targets(real, classical, ge, beats):
+    arms = _arms({"physics": 0.3, "sketch": 0.72}, Real2Real=real, classical=classical)
+    t = bm.targets({"arms": arms, "best_renderer": "sketch"})
+    assert t["best_syn2real_ap50"] == 0.72 and t["real2real_ap50"] == real and t["classical_ap50"] == classical
+    assert t["ratio_to_real2real"] == pytest.approx(0.72 / real)
+    assert t["syn2real_ge_0.9_real2real"] is ge and t["syn2real_beats_classical"] is beats
+    # without Real2Real (no training masks) only the classical target is judged
+    no_real = bm.targets({"arms": _arms({"sketch": 0.72}, classical=classical), "best_renderer": "sketch"})
+    assert "syn2real_ge_0.9_real2real" not in no_real and no_real["syn2real_beats_classical"] is beats
+    assert bm.targets({"arms": {}, "best_renderer": None}) == {}
 
 
 def _no_output(tiny, capsys, argv):

@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     s.add_argument("--max-test", type=int, default=None, help="score at most this many test images (default all; quick 5)")
     s.add_argument("--max-train", type=int, default=None,
                    help="use at most this many real training images (default all; quick 24)")
+    s.add_argument("--val-images", type=int, default=None,
+                   help="annotated training images on which the Mix2Real renderer is chosen (default 20; "
+                        "quick 4); the test labels are never used for that choice")
     s.add_argument("--diffusion-budget", type=float, default=None,
                    help="seconds for training a diffusion model when none is given/shipped (default 900; quick 60)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
               preset=args.preset, config=args.config, diffusion_model=args.diffusion_model,
               renderers=renderers, seed=args.seed, workers=args.workers, device=args.device,
               progress=not args.no_progress, n=args.n, n_diffusion=args.n_diffusion, steps=args.steps,
-              max_test=args.max_test, max_train=args.max_train, diffusion_budget_s=args.diffusion_budget)
+              max_test=args.max_test, max_train=args.max_train, val_images=args.val_images,
+              diffusion_budget_s=args.diffusion_budget)
     kw = {k: v for k, v in kw.items() if v is not None}  # unset options keep the library's defaults
     settings = quick_settings(**kw) if args.quick else BenchmarkSettings(**kw)
     if args.threads:
