@@ -1,4 +1,4 @@
-"""Faithfulness / realism of SDEdit images from sketches of REAL masks (seed 003 Fig. 2, Table 1).
+"""Faithfulness / realism of SDEdit images from sketches of REAL masks (Eschweiler et al. 2024 Fig. 2, Table 1).
 
 For a subset of ``nuclei2d-dsb2018/val`` (centre crops, sizes below): the real mask
 → Scene → sketch (default SketchConfig of the nuclei2d-dsb preset) → image, scored
@@ -11,7 +11,7 @@ fed with an "oracle" sketch whose per-nucleus intensities are the real image's
 means (the paper's HeLa+t / cervical protocol).
 
 Then the t_start/σ trade-off curve on a smaller subset, with the forward-process
-histogram distance (noisy sketch vs noisy real at t_start, seed 003 Table 1).
+histogram distance (noisy sketch vs noisy real at t_start, Eschweiler et al. 2024 Table 1).
 
     .venv/bin/python benchmarks/bench_diffusion_quality.py [--model DIR] [--n 20] [--crop 256]
 """

@@ -1,4 +1,4 @@
-"""Benchmark: seed 002's grayscale overlap mask on datasets — objects kept, labels used, round trip.
+"""Benchmark: Lesmes-Leon et al. 2025's grayscale overlap mask on datasets — objects kept, labels used, round trip.
 
 Lesmes-Leon et al. 2025 (§3.1) report, for LIVECell, the labels needed (11 -> 7 after dropping
 cells covered > 70 %) and the cells kept (97 % with a cap of 4). This runs the same count on

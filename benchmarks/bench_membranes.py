@@ -1,6 +1,6 @@
 """Benchmark: weighted Voronoi membranes on a membrane3d-meristem-sized volume.
 
-128×512×512 voxels, ~3000 cells, seed 001 eq. 3. The inputs (foreground + cell positions)
+128×512×512 voxels, ~3000 cells, Eschweiler et al. 2021 eq. 3. The inputs (foreground + cell positions)
 are made first — by default from the ``membrane3d-meristem`` preset with A's
 ``make_foreground``/``place_points``, or ``--scene ellipsoid`` (ellipsoid + uniform points,
 no other module needed) — and saved; then a fresh worker process loads them and runs

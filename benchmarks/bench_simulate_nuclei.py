@@ -1,6 +1,6 @@
 """Benchmark: 2D 1024×1024 scene with 100 elastically deformed nuclei (target ≤ 1 s).
 
-GOWT1-like parameters (seed 003): full field, r ∈ (30, 45)... too large for 100 nuclei
+GOWT1-like parameters (Eschweiler et al. 2024): full field, r ∈ (30, 45)... too large for 100 nuclei
 without overlap in 1024², so radius (20, 35) px, Poisson-disc placement (min_distance
 60 px), rotation, B-spline deformation (elastic 3 px on a 4×4 grid), overlap forbidden.
 Also: the GOWT1 radii r ∈ (30, 45) with 100 nuclei, uniform positions and overlap allowed

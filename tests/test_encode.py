@@ -1,4 +1,4 @@
-"""Derived representations: boundaries, 3-class, distance map, positional map (seed 001 eq. 1)."""
+"""Derived representations: boundaries, 3-class, distance map, positional map (Eschweiler et al. 2021 eq. 1)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Seed 002's grayscale overlap mask (Lesmes-Leon et al. 2025, Algorithm 1): graph, colouring,
+"""The grayscale overlap mask of Lesmes-Leon et al. 2025 (Algorithm 1): graph, colouring,
 coverage drop, label cap, encode/decode round trip, area filter, report; 2D and 3D."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sketch renderer (seed 003) on tiny hand-made scenes, 2D and 3D."""
+"""Sketch renderer (Eschweiler et al. 2024) on tiny hand-made scenes, 2D and 3D."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Statistical shape model (seed 001 §3.2): ray sampling, PCA, bounded sampling, voxelisation."""
+"""Statistical shape model (Eschweiler et al. 2021 §3.2): ray sampling, PCA, bounded sampling, voxelisation."""
 from __future__ import annotations
 
 import json

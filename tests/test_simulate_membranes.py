@@ -1,4 +1,4 @@
-"""Weighted Voronoi membranes (seed 001 eq. 3): exactness against brute force, labels, walls."""
+"""Weighted Voronoi membranes (Eschweiler et al. 2021 eq. 3): exactness against brute force, labels, walls."""
 from __future__ import annotations
 
 import numpy as np

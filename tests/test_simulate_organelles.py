@@ -1,4 +1,4 @@
-"""Nucleus–Golgi pairs (seed 004) in 2D and 3D."""
+"""Nucleus–Golgi pairs (Rosa et al.) in 2D and 3D."""
 from __future__ import annotations
 
 import numpy as np

@@ -61,21 +61,21 @@ Range = tuple[float, float]
 
 # --------------------------------------------------------------------------- scene
 class ForegroundConfig(Strict):
-    """The specimen (organism) region, seeds 000/001/003."""
+    """The specimen (organism) region, Eschweiler et al. 2019, 2021, 2024."""
 
     method: Literal["full", "ellipsoid", "threshold", "discs", "harmonics", "shape_model"] = "full"
     # ellipsoid / harmonics: semi-axes as a fraction of the half image extent per axis
     extent: Range = (0.7, 0.9)
-    # threshold (seed 000 "global"): a real image; threshold None = Otsu
+    # threshold (Eschweiler et al. 2019 "global"): a real image; threshold None = Otsu
     image: Optional[Path] = None
     threshold: Optional[float] = None
-    # discs (seed 003 HeLa): union of n_discs random overlapping discs of radius disc_radius px
+    # discs (Eschweiler et al. 2024 HeLa): union of n_discs random overlapping discs of radius disc_radius px
     n_discs: tuple[int, int] = (3, 6)
     disc_radius: Range = (40.0, 90.0)
-    # harmonics: spherical-harmonics blob (seed 001 eq. 5-7), order l and smoothness γ
+    # harmonics: spherical-harmonics blob (Eschweiler et al. 2021 eq. 5-7), order l and smoothness γ
     sh_order: Annotated[int, Field(ge=0, le=20)] = 5
     sh_gamma: PosFloat = 2.0
-    # shape_model (seed 001 §3.2): example masks (directory of TIFFs) for the PCA model
+    # shape_model (Eschweiler et al. 2021 §3.2): example masks (directory of TIFFs) for the PCA model
     examples: Optional[Path] = None
     n_modes: Annotated[int, Field(ge=1)] = 3
     n_rays: Annotated[int, Field(ge=8)] = 64
@@ -85,18 +85,18 @@ class ForegroundConfig(Strict):
 
 
 class PlacementConfig(Strict):
-    """Where objects sit inside the foreground (seed 000 Lloyd, Poisson-disc, seed 001 layers)."""
+    """Where objects sit inside the foreground (Eschweiler et al. 2019 Lloyd, Poisson-disc, Eschweiler et al. 2021 layers)."""
 
     method: Literal["lloyd", "poisson", "layers", "uniform"] = "poisson"
     # number of objects: drawn uniformly in [low, high]
     n_points: tuple[int, int] = (20, 40)
-    # lloyd / k-means relaxation (seed 000's (n_points, n_iter, k))
+    # lloyd / k-means relaxation (Eschweiler et al. 2019's (n_points, n_iter, k))
     n_iter: Annotated[int, Field(ge=0)] = 20
     k: Annotated[int, Field(ge=1)] = 20
     # poisson: minimum centre distance in px; layers: layer thickness in px
     min_distance: NonNegFloat = 10.0
     layer_thickness: PosFloat = 10.0
-    # layers: fill at most this many layers from the surface (1 = surface only, seed 003 Tribolium)
+    # layers: fill at most this many layers from the surface (1 = surface only, Eschweiler et al. 2024 Tribolium)
     max_layers: Optional[Annotated[int, Field(ge=1)]] = None
 
     @field_validator("n_points")
@@ -109,7 +109,7 @@ class PlacementConfig(Strict):
 
 
 class NucleiConfig(Strict):
-    """Nuclei (seeds 001, 003): ellipsoids or spherical harmonics, deformed."""
+    """Nuclei (Eschweiler et al. 2021, 2024): ellipsoids or spherical harmonics, deformed."""
 
     shape: Literal["ellipsoid", "harmonics", "shape_model"] = "ellipsoid"
     radius: Range = (8.0, 12.0)
@@ -119,23 +119,23 @@ class NucleiConfig(Strict):
     # elastic B-spline deformation: displacement magnitude (px) on a coarse control grid
     elastic: NonNegFloat = 1.0
     elastic_grid: Annotated[int, Field(ge=2)] = 4
-    # spherical harmonics (seed 001 eq. 7): c_lm = r w e^{-γ l} (order l, smoothness γ)
+    # spherical harmonics (Eschweiler et al. 2021 eq. 7): c_lm = r w e^{-γ l} (order l, smoothness γ)
     sh_order: Annotated[int, Field(ge=0, le=20)] = 5
     sh_gamma: PosFloat = 5.0
     # damping index of eq. 7: "l" damps by order l (default, see simulate.shapes), "m" as printed
     sh_decay: Literal["l", "m"] = "l"
-    # shape_model: example masks (TIFF directory) for the PCA model (seed 001 §3.2)
+    # shape_model: example masks (TIFF directory) for the PCA model (Eschweiler et al. 2021 §3.2)
     examples: Optional[Path] = None
     n_modes: Annotated[int, Field(ge=1)] = 3
     n_rays: Annotated[int, Field(ge=8)] = 64
-    # seed 003 C. elegans: a fraction of mitotic cells squashed by mitotic_squash along
+    # Eschweiler et al. 2024 C. elegans: a fraction of mitotic cells squashed by mitotic_squash along
     # two axes (3D, "more cylindrical") or one (2D)
     mitotic_fraction: Fraction = 0.0
     mitotic_squash: Annotated[float, Field(gt=0, le=1)] = 0.5
     allow_overlap: bool = False
     # class of the objects (e.g. "cell" for the cytoplasm-like cells of cells2d-overlapping)
     class_name: Annotated[str, Field(min_length=1)] = "nucleus"
-    # seed 003 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
+    # Eschweiler et al. 2024 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
     # (radius_reference_count / n)^(1/ndim) for n requested nuclei (constant total volume)
     radius_reference_count: Optional[Annotated[int, Field(ge=1)]] = None
 
@@ -151,10 +151,10 @@ class NucleiConfig(Strict):
 
 
 class MembraneConfig(Strict):
-    """Weighted Voronoi membranes (seed 001 eq. 3): dist / γ_j bends the walls.
+    """Weighted Voronoi membranes (Eschweiler et al. 2021 eq. 3): dist / γ_j bends the walls.
 
     gamma: range of the per-cell weights γ_j (drawn uniformly); (1, 1) = plain Voronoi
-    (seed 000). wall_thickness: membrane width in voxels. border: also draw a membrane
+    (Eschweiler et al. 2019). wall_thickness: membrane width in voxels. border: also draw a membrane
     along the specimen surface. connected: merge the rare stray fragments of a
     multiplicatively weighted cell into its main neighbour (one region per label).
     """
@@ -171,7 +171,7 @@ class MembraneConfig(Strict):
 
 
 class OrganelleConfig(Strict):
-    """Nucleus–Golgi pairs (seed 004)."""
+    """Nucleus–Golgi pairs (Rosa et al.)."""
 
     n_pairs: tuple[int, int] = (45, 70)
     golgi_radius: Range = (5.0, 9.0)
@@ -225,7 +225,7 @@ class SceneConfig(Strict):
 
 # --------------------------------------------------------------------------- render
 class SketchConfig(Strict):
-    """Sketch renderer (seed 003): per-cell intensity, decay, darker overlaps, nucleoli, blur.
+    """Sketch renderer (Eschweiler et al. 2024): per-cell intensity, decay, darker overlaps, nucleoli, blur.
 
     Intensities are in [0, 1] (the sketch's range). Defaults are calibrated on
     ``nuclei2d-dsb2018/train`` scaled to its 99.8th percentile: median background
@@ -255,7 +255,7 @@ class SketchConfig(Strict):
     # objects of these classes are drawn as walls (membranes) membrane_width px thick per side
     membrane_classes: list[str] = ["cell"]
     membrane_width: Annotated[int, Field(ge=1)] = 1
-    # Gaussian blur σ in px (seed 003: σ = 1); anisotropic: σ_axis = σ·min(spacing)/spacing_axis
+    # Gaussian blur σ in px (Eschweiler et al. 2024: σ = 1); anisotropic: σ_axis = σ·min(spacing)/spacing_axis
     sigma: NonNegFloat = 1.0
     sigma_by_spacing: bool = False
 
@@ -313,7 +313,7 @@ class PhysicsConfig(Strict):
 
 
 class DiffusionRenderConfig(Strict):
-    """SDEdit generation from sketches (seed 003), see :mod:`cellsynth.generative.diffusion`.
+    """SDEdit generation from sketches (Eschweiler et al. 2024), see :mod:`cellsynth.generative.diffusion`.
 
     ``t_start`` counts forward-noising steps in the paper's terms (1..T; the model sees
     index t_start − 1); ``steps`` = K reverse steps of the respaced sampler (K ≥ t_start:
@@ -472,8 +472,9 @@ def list_presets() -> dict[str, str]:
     for f in sorted(resources.files("cellsynth.presets").iterdir(), key=lambda p: p.name):
         if f.name.endswith(".yaml"):
             data = yaml.safe_load(f.read_text())
-            seeds = sorted(set(re.findall(r"seed 00\d", data.get("reference", ""))))
-            cite = ", ".join(seeds) if seeds else "measured on real data"
+            # the papers the preset follows, as cited in its reference ("Eschweiler et al. 2024")
+            papers = list(dict.fromkeys(re.findall(r"[A-Z][\w-]+ et al\.(?: \d{4})?", data.get("reference", ""))))
+            cite = ", ".join(papers) if papers else "measured on real data"
             out[f.name[:-5]] = f"{data.get('description', '')} [{cite}]"
     return out
 

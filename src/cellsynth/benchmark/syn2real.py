@@ -1,6 +1,6 @@
 """Syn2Real benchmark: does a segmenter trained on synthetic data segment real images?
 
-Arms, all scored on the same annotated real test set (seeds 001 §4.3 and 003):
+Arms, all scored on the same annotated real test set (Eschweiler et al. 2021 §4.3, 2024):
 
 - **Real2Real**: the segmenter trained on real annotated training data (only when
   training masks are given);
@@ -14,9 +14,9 @@ Arms, all scored on the same annotated real test set (seeds 001 §4.3 and 003):
 Per test image: AP@0.5 (TP/(TP+FP+FN) at IoU 0.5, the DSB/StarDist "accuracy"),
 AP@0.5:0.95 (its mean over IoU thresholds 0.5, 0.55, ..., 0.95), foreground Dice
 and the CTC SEG score. Arms are compared by a two-sided Wilcoxon rank-sum test
-on the per-image AP@0.5 (seed 003). Each renderer's images are compared with the
+on the per-image AP@0.5 (Eschweiler et al. 2024). Each renderer's images are compared with the
 real test images by intensity-histogram Bhattacharyya distance and KL divergence
-(seed 003 eq. 4/5, on percentile-normalised images) and radially averaged power
+(Eschweiler et al. 2024 eq. 4/5, on percentile-normalised images) and radially averaged power
 spectra. The result is ``REPORT/report.json`` and a self-contained
 ``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
 """

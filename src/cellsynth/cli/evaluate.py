@@ -18,7 +18,7 @@ Unpaired (any file names, any sizes): Bhattacharyya distance -ln sum sqrt(p q) a
 distance of the pooled intensity histograms, KL(real || synthetic), FID and KID on features of
 the default extractor, and the mean log10 radially averaged power spectrum of each set.
 Paired (files with the same name and shape in both folders): SSIM, PSNR, NRMSE, ZNCC, NCC, and
-the ZNCC of the intensity profiles along x (seed 001 Fig 7: 3D = centre xz-slice summed over z).
+the ZNCC of the intensity profiles along x (Eschweiler et al. 2021 Fig 7: 3D = centre xz-slice summed over z).
 
 Images are percentile-normalised per image (0.5 / 99.5 % -> 0 / 1, clipped) unless
 --normalize none, so uint8/uint16 real data and float synthetic data share one scale;
@@ -69,9 +69,9 @@ def add_parser(subparsers) -> None:
     s.add_argument("--thresholds", type=float, nargs="+", metavar="T",
                    help="IoU thresholds of the table (default 0.5 0.55 ... 0.95)")
     s.add_argument("--tolerance", type=float, default=2.0,
-                   help="boundary F1 tolerance in px (default 2, seed 000)")
+                   help="boundary F1 tolerance in px (default 2, Eschweiler et al. 2019)")
     s.add_argument("--centroid-tolerance", type=float, default=5.0,
-                   help="centroid detection tolerance in px (default 5, seed 001)")
+                   help="centroid detection tolerance in px (default 5, Eschweiler et al. 2021)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 DIFFUSION_HELP = """\
-Train a denoising diffusion model (DDPM, seed 003) on real images only (no masks).
+Train a denoising diffusion model (DDPM, Eschweiler et al. 2024) on real images only (no masks).
 The images (a folder of single-channel TIFFs, all 2D or all 3D) are cut into random
 patches, percentile-normalised to [-1, 1] and augmented by flips/rot90 in YX. The model
 directory gets config.json + weights.safetensors (EMA weights), updated at every

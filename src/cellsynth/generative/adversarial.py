@@ -131,7 +131,7 @@ class AdversarialTrainConfig(Strict):
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.999  # 0 = no averaging (the raw generator is saved)
     grad_clip: Optional[Annotated[float, Field(gt=0)]] = 10.0  # max global gradient norm per network group
     pool_size: Annotated[int, Field(ge=0)] = 50
-    # adaptive discriminator augmentation (seed 001): target r, step δ, update every `ada_interval` steps
+    # adaptive discriminator augmentation (Eschweiler et al. 2021): target r, step δ, update every `ada_interval` steps
     ada: bool = False
     ada_target: Annotated[float, Field(gt=-1, lt=1)] = 0.6
     ada_delta: Annotated[float, Field(gt=0, le=1)] = 0.05

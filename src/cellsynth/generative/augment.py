@@ -3,8 +3,8 @@
 The discriminator sees real and generated images through the same random
 augmentations, applied with probability ``p`` each. ``p`` adapts to the
 overfitting heuristic r = E[sign(D(real))]: every ``interval`` steps
-p ← p + δ·sign(r − target), clamped to [0, 1) (seed 001: target 0.6, δ = 0.05,
-every epoch). The augmentations are those of seed 001, on images in [-1, 1]
+p ← p + δ·sign(r − target), clamped to [0, 1) (Eschweiler et al. 2021: target 0.6, δ = 0.05,
+every epoch). The augmentations are those of Eschweiler et al. 2021, on images in [-1, 1]
 (computed on u = (x + 1)/2 ∈ [0, 1]):
 
 - intensity scaling u·s, s ~ U(0.6, 1.2);
@@ -100,7 +100,7 @@ def augment(x: torch.Tensor, p: float, generator: torch.Generator, channels: Seq
 
 
 class ADA:
-    """The adaptive augmentation probability p (seed 001: target 0.6, δ = 0.05, every epoch).
+    """The adaptive augmentation probability p (Eschweiler et al. 2021: target 0.6, δ = 0.05, every epoch).
 
     Call :meth:`accumulate` with the discriminator's raw outputs on real images after
     every D step and :meth:`update` once per step; every ``interval`` steps p moves

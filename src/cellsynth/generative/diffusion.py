@@ -1,6 +1,6 @@
-"""Denoising diffusion (DDPM) trained on unannotated real images, and SDEdit from sketches (seed 003).
+"""Denoising diffusion (DDPM) trained on unannotated real images, and SDEdit from sketches (Eschweiler et al. 2024).
 
-Model (seed 003 after Ho et al. 2020 and Nichol & Dhariwal 2021): T = 1000 steps,
+Model (Eschweiler et al. 2024 after Ho et al. 2020 and Nichol & Dhariwal 2021): T = 1000 steps,
 cosine schedule ᾱ(t) = f(t)/f(0), f(t) = cos²(((t/T) + s)/(1 + s) · π/2), s = 0.008,
 β_t = 1 − ᾱ_t/ᾱ_{t−1} clipped at 0.999; the U-Net (:class:`cellsynth.nn.unet.UNet`
 with ``time_embedding=True``: pixel-shuffle upsampling, sinusoidal time embedding in
@@ -16,7 +16,7 @@ number of forward-noising steps, 1..T. SDEdit noises the sketch to x_{t_start}
 indices t_start−1, ..., 0. A respaced chain keeps K of them (``steps = K``);
 K = t_start is the full chain.
 
-Generation (SDEdit, seed 003 Fig. 1b): sketch → intensities mapped to the model's
+Generation (SDEdit, Eschweiler et al. 2024 Fig. 1b): sketch → intensities mapped to the model's
 normalised background/foreground levels → Gaussian blur σ → forward noise to
 t_start → (respaced) reverse process → image. Any size: tiled inference with
 Gaussian blending at every step (:mod:`cellsynth.tiling`).
@@ -494,7 +494,7 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
            sketch_levels: Optional[Sequence[float]] = None, background: Optional[float] = None,
            foreground: Optional[Sequence[float]] = None, output: Literal["unit", "model", "raw"] = "unit",
            batch_size: int = 4, progress: bool = False) -> np.ndarray:
-    """SDEdit (Meng et al.; seed 003): a realistic image from a sketch, any size, 2D or 3D.
+    """SDEdit (Meng et al.; Eschweiler et al. 2024): a realistic image from a sketch, any size, 2D or 3D.
 
     Parameters
     ----------

@@ -36,7 +36,7 @@ def load_translator(folder: str | Path, device: str = "cpu", kinds: Sequence[str
 
 def tiling_for(model, shape: Sequence[int], tile: Optional[Sequence[int]] = None,
                overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None):
-    """Tile (default: the training patch size), overlap and crop (default seed 001, capped) per axis."""
+    """Tile (default: the training patch size), overlap and crop (default Eschweiler et al. 2021, capped) per axis."""
     nd = len(shape)
     tile = [int(t) for t in (tile or model.meta.get("patch_size") or tiling.DEFAULT_TILE[nd])]
     if len(tile) != nd:

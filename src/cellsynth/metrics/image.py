@@ -1,15 +1,15 @@
-"""Image realism metrics for 2D and 3D images (seeds 000-003).
+"""Image realism metrics for 2D and 3D images (Eschweiler et al. 2019, 2021, 2024).
 
 Paired metrics compare a synthetic image with the real image it should look
 like (same scene, same shape): :func:`ssim`, :func:`psnr`, :func:`nrmse`
-(seed 001 Table 1), :func:`zncc` (zero-normalised cross-correlation, seeds
-001/003) and :func:`ncc` (normalised cross-correlation without mean
+(Eschweiler et al. 2021 Table 1), :func:`zncc` (zero-normalised cross-correlation,
+Eschweiler et al. 2021, 2024) and :func:`ncc` (normalised cross-correlation without mean
 removal). Unpaired metrics compare two intensity distributions or image sets:
 :func:`histogram_distance` (Bhattacharyya distance of intensity histograms,
-seed 003 eq. 4), :func:`histogram_kl` / :func:`kl_divergence` (seed 003 eq. 5),
-:func:`radial_power_spectrum` and :func:`intensity_profile` (seed 001 Fig 7/11),
+Eschweiler et al. 2024 eq. 4), :func:`histogram_kl` / :func:`kl_divergence` (Eschweiler et al. 2024 eq. 5),
+:func:`radial_power_spectrum` and :func:`intensity_profile` (Eschweiler et al. 2021 Fig 7/11),
 and :func:`fid` / :func:`kid` on features from a pluggable
-:class:`FeatureExtractor` (seed 002).
+:class:`FeatureExtractor` (Lesmes-Leon et al. 2025).
 
 ``data_range`` convention (SSIM, PSNR): when not given, it is the joint range
 of both images, ``max(a.max(), b.max()) - min(a.min(), b.min())``, never the
@@ -134,8 +134,8 @@ def nrmse(image_true, image_test, normalization: str = "euclidean") -> float:
 def zncc(image_true, image_test) -> float:
     """Zero-normalised cross-correlation mean((a-ā)(b-b̄)) / (σ_a σ_b), in [-1, 1].
 
-    This is Pearson's r over pixels (seed 000's "normalized correlation
-    coefficient", seed 001/003's ZNCC). 0.0 when either image is constant.
+    This is Pearson's r over pixels (Eschweiler et al. 2019's "normalized correlation
+    coefficient", Eschweiler et al. 2021, 2024's ZNCC). 0.0 when either image is constant.
     """
     a, b = _pair(image_true, image_test)
     a = a - a.mean()
@@ -192,7 +192,7 @@ def _prob(p, name: str) -> np.ndarray:
 
 
 def bhattacharyya(p, q, form: str = "bhattacharyya") -> float:
-    """Distance between two histograms (normalised here to sum 1), seed 003 eq. 4.
+    """Distance between two histograms (normalised here to sum 1), Eschweiler et al. 2024 eq. 4.
 
     form "bhattacharyya": D_B = −ln Σ √(p_i q_i) (0 for identical, inf for disjoint);
     form "hellinger": √(1 − Σ √(p_i q_i)) in [0, 1] (what OpenCV calls Bhattacharyya).
@@ -221,7 +221,7 @@ def histogram_distance(a: ArrayOrList, b: ArrayOrList, bins: int = 256,
 
 
 def kl_divergence(p, q, eps: float = 1e-10) -> float:
-    """Kullback–Leibler divergence D_KL(p‖q) = Σ p ln(p/q) of two histograms (nats), seed 003 eq. 5.
+    """Kullback–Leibler divergence D_KL(p‖q) = Σ p ln(p/q) of two histograms (nats), Eschweiler et al. 2024 eq. 5.
 
     Both are normalised to sum 1 after adding ``eps`` to every bin, so empty
     bins of ``q`` give a large finite value instead of inf.
@@ -248,7 +248,7 @@ def histogram_kl(a: ArrayOrList, b: ArrayOrList, bins: int = 256,
 # --------------------------------------------------------------------------- spectra/profiles
 def radial_power_spectrum(image, spacing: Optional[Sequence[float]] = None,
                           subtract_mean: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Radially (2D) or spherically (3D) averaged power spectrum (seed 001 Fig 7/11, right).
+    """Radially (2D) or spherically (3D) averaged power spectrum (Eschweiler et al. 2021 Fig 7/11, right).
 
     P(k) = |FFT(image)|² / N averaged over shells of |k|, so white noise of
     variance σ² gives P ≈ σ² at every frequency. Frequencies are in cycles per
@@ -288,7 +288,7 @@ def intensity_profile(image, axis: int = -1, center_axis: Optional[int] = None,
                       reduce: str = "sum") -> np.ndarray:
     """Intensity profile along ``axis``, reducing (sum or mean) over all other axes.
 
-    Seed 001 Fig 7 (left): the centre xz-slice (``center_axis=1``, the y axis of a
+    Eschweiler et al. 2021 Fig 7 (left): the centre xz-slice (``center_axis=1``, the y axis of a
     ZYX volume), integrated over z and plotted along x (``axis=-1``). With
     ``center_axis`` set, the central slice along that axis is taken first.
     """
@@ -328,7 +328,7 @@ def _features(x, name: str) -> np.ndarray:
 def fid(feats_a, feats_b, eps: float = 1e-6) -> float:
     """Fréchet distance ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½) between feature Gaussians.
 
-    With Inception-v3 pool features this is FID (Heusel et al. 2017, seed 002);
+    With Inception-v3 pool features this is FID (Heusel et al. 2017, Lesmes-Leon et al. 2025);
     with any other extractor the value is only comparable with itself. The
     matrix square root (``scipy.linalg.sqrtm``) keeps its real part; when it is
     not finite (singular covariances), ``eps``·I is added to both covariances.

@@ -6,10 +6,10 @@ f1, accuracy = the DSB 2018 "AP", mean_true_score, mean_matched_score,
 panoptic_quality), :func:`matching_dataset` (counts pooled over images) and
 :func:`average_precision` (accuracy averaged over IoU thresholds 0.5:0.95).
 :func:`seg_score` is the Cell Tracking Challenge SEG measure. Pixel metrics:
-:func:`dice`, :func:`class_scores` (per-class Dice/precision/recall, seed 004),
-:func:`boundary_f1` (seed 000, 2-px tolerance), :func:`centroid_accuracy`
-(seed 000 local-maximum detection accuracy; seed 001 5-voxel tolerance) and
-:func:`tolerant_iou` (seed 001 class IoU with an allowed misplacement).
+:func:`dice`, :func:`class_scores` (per-class Dice/precision/recall, Rosa et al.),
+:func:`boundary_f1` (Eschweiler et al. 2019, 2-px tolerance), :func:`centroid_accuracy`
+(Eschweiler et al. 2019 local-maximum detection accuracy; Eschweiler et al. 2021 5-voxel tolerance) and
+:func:`tolerant_iou` (Eschweiler et al. 2021 class IoU with an allowed misplacement).
 
 Label images: non-negative integers (bool accepted), 0 = background; label
 ids need not be consecutive. Bad input raises :class:`~cellsynth.io.InputError`
@@ -398,7 +398,7 @@ def dice(gt, pred, empty_score: float = 1.0) -> float:
 
 def class_scores(gt_classes, pred_classes, classes: Optional[Sequence[int]] = None,
                  empty_score: float = 1.0) -> dict:
-    """Pixel-wise Dice, precision and recall per semantic class (seed 004: nuclei, Golgi).
+    """Pixel-wise Dice, precision and recall per semantic class (Rosa et al.: nuclei, Golgi).
 
     ``gt_classes``/``pred_classes``: integer class maps (0 = background).
     ``classes``: class values to score (default: every non-zero value in either
@@ -425,9 +425,9 @@ def class_scores(gt_classes, pred_classes, classes: Optional[Sequence[int]] = No
 
 
 def tolerant_iou(gt, pred, tolerance: float = 0.0, spacing: Optional[Sequence[float]] = None) -> float:
-    """IoU of two binary masks allowing predictions to lie within ``tolerance`` of the truth (seed 001).
+    """IoU of two binary masks allowing predictions to lie within ``tolerance`` of the truth (Eschweiler et al. 2021).
 
-    Seed 001 scores thin classes with an allowed misplacement (1 voxel for
+    Eschweiler et al. 2021 scores thin classes with an allowed misplacement (1 voxel for
     background/membrane, 5 voxels for centroids). Here a ground-truth pixel
     is found (tp) when a predicted pixel lies within ``tolerance`` (Euclidean,
     ``spacing`` units), a predicted pixel is false (fp) when no ground-truth
@@ -461,7 +461,7 @@ def _boundary(x: np.ndarray, is_boundary: bool) -> np.ndarray:
 
 def boundary_f1(gt, pred, tolerance: float = 2.0, spacing: Optional[Sequence[float]] = None,
                 boundaries: bool = False) -> dict:
-    """Boundary F1 with a distance tolerance (seed 000: 2-pixel safety margin around membranes).
+    """Boundary F1 with a distance tolerance (Eschweiler et al. 2019: 2-pixel safety margin around membranes).
 
     Boundary pixels of ``gt`` and ``pred`` (inner object boundaries of label
     images, or the masks themselves when ``boundaries=True``, e.g. predicted
@@ -539,7 +539,7 @@ def _points(x, kind: str, shape: Optional[tuple], name: str, min_distance: int,
 def centroid_accuracy(gt, pred, tolerance: float = 5.0, spacing: Optional[Sequence[float]] = None,
                       gt_kind: str = "auto", pred_kind: str = "auto", min_distance: int = 2,
                       threshold: Optional[float] = 0.5) -> dict:
-    """Centroid detection accuracy (seed 000: local-maximum based; seed 001: 5-voxel tolerance).
+    """Centroid detection accuracy (Eschweiler et al. 2019: local-maximum based; Eschweiler et al. 2021: 5-voxel tolerance).
 
     Reference points: centroids of the ``gt`` label image, or ``gt`` itself as
     an (N, ndim) point array. Detections from ``pred``: centroids of a label

@@ -1,6 +1,6 @@
-"""Summaries of per-image scores and the Wilcoxon rank-sum test (seed 003).
+"""Summaries of per-image scores and the Wilcoxon rank-sum test (Eschweiler et al. 2024).
 
-Seed 003 compares per-cell IoU distributions of two segmentation models with a
+Eschweiler et al. 2024 compares per-cell IoU distributions of two segmentation models with a
 Wilcoxon rank-sum test; :func:`rank_sum` wraps ``scipy.stats.ranksums`` with
 the summaries that belong beside a p-value.
 """

@@ -1,4 +1,4 @@
-"""ResNet generator for image-to-image translation (CycleGAN, seeds 000 and 004), 2D and 3D.
+"""ResNet generator for image-to-image translation (CycleGAN, Eschweiler et al. 2019; Rosa et al.), 2D and 3D.
 
 Johnson et al. 2016 / Zhu et al. 2017 layout: a 7-wide input convolution, ``n_down``
 strided downsampling convolutions, ``n_blocks`` residual blocks, ``n_down``
@@ -38,7 +38,7 @@ class ResnetGenerator(nn.Module):
     in_channels, out_channels : int
     channels : feature channels of the first layer (doubled at every downsampling)
     n_down : number of downsamplings (each by ``strides[i]``, default 2 per axis)
-    n_blocks : residual blocks at the lowest resolution (seed 000: 9 at 256², 6 at 128²)
+    n_blocks : residual blocks at the lowest resolution (Eschweiler et al. 2019: 9 at 256², 6 at 128²)
     norm : "batch", "none", "instance" or "group" (:mod:`cellsynth.nn.layers`)
     strides : optional per-downsampling factors per axis, e.g. ``[[1, 2, 2], [2, 2, 2]]``
     final : "tanh" (images in [-1, 1]) or "none"

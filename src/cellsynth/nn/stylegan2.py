@@ -189,7 +189,7 @@ class Generator(nn.Module):
     image_channels : image channels (1 for grayscale microscopy)
     mask_channels : grayscale-mask channels from the mask branch (1; 0 = plain StyleGAN2)
     z_dim, w_dim : latent sizes
-    mapping_layers : depth of the mapping network (2 for LIVECell, 4 for TissueNet in seed 002)
+    mapping_layers : depth of the mapping network (2 for LIVECell, 4 for TissueNet in Lesmes-Leon et al. 2025)
     channel_base, channel_max : feature maps ``min(channel_base // res, channel_max)`` per resolution
     mask_fraction : mask-branch features per block as a fraction of the block's features
     n_classes : > 0 for class conditioning (one-hot c into the mapping network)

@@ -1,8 +1,8 @@
 """A U-Net for 2D and 3D from one implementation (``spatial_dims``).
 
 Residual blocks with GroupNorm + SiLU, strided-conv downsampling, pixel-shuffle
-upsampling (seeds 001/003), and an optional sinusoidal time embedding added in
-every block (seed 003, for diffusion). Without ``time_embedding`` it is a plain
+upsampling (Eschweiler et al. 2021, 2024), and an optional sinusoidal time embedding added in
+every block (Eschweiler et al. 2024, for diffusion). Without ``time_embedding`` it is a plain
 segmentation/translation U-Net. The constructor arguments are the saved config.
 """
 from __future__ import annotations

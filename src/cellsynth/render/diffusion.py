@@ -1,4 +1,4 @@
-"""Diffusion renderer (seed 003): Scene → sketch → SDEdit with a trained DDPM → realistic image.
+"""Diffusion renderer (Eschweiler et al. 2024): Scene → sketch → SDEdit with a trained DDPM → realistic image.
 
 The scene's labels are the annotation; the image is generated from the sketch of
 those labels, so image and mask correspond by construction. The sketch is drawn

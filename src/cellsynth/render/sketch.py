@@ -1,6 +1,6 @@
-"""Sketch renderer (seed 003): a coarse float image in [0, 1] drawn straight from a Scene.
+"""Sketch renderer (Eschweiler et al. 2024): a coarse float image in [0, 1] drawn straight from a Scene.
 
-Seed 003 turns annotations into sketches before the diffusion forward process:
+Eschweiler et al. 2024 turns annotations into sketches before the diffusion forward process:
 each cell gets a random homogeneous intensity; the signal declines linearly
 toward the organism centre (A. thaliana meristem) or along z (D. rerio);
 regions covered by several overlapping cells are darker ("darkened by 10 % per

@@ -1,6 +1,6 @@
-"""Training-time augmentation of (image, target) patches for the segmenter (seed 000 §4.2).
+"""Training-time augmentation of (image, target) patches for the segmenter (Eschweiler et al. 2019 §4.2).
 
-Seed 000 trains its segmenter with rotation, flipping, additive Gaussian noise and random
+Eschweiler et al. 2019 trains its segmenter with rotation, flipping, additive Gaussian noise and random
 intensity scaling in [0.5, 1]; we add a random gamma. Geometric transforms act on image
 and target together (flips on every axis, rot90 in the YX plane, so the Z axis of
 anisotropic 3D data is never mixed with Y/X); intensity transforms act on the image only.
@@ -21,7 +21,7 @@ class AugmentConfig(Strict):
 
     flip: bool = True
     rot90: bool = True
-    # seed 000: random intensity scaling in [0.5, 1] (multiplies the normalised image)
+    # Eschweiler et al. 2019: random intensity scaling in [0.5, 1] (multiplies the normalised image)
     p_scale: Fraction = 0.5
     scale: Range = (0.5, 1.0)
     # gamma γ on the patch's own [min, max] range: x -> min + (max-min)·((x-min)/(max-min))^γ

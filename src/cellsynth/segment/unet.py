@@ -1,6 +1,6 @@
 """Three-class U-Net segmenter (background / boundary / interior) with seeded watershed, 2D and 3D.
 
-The multi-class reformulation of instance segmentation used by seeds 000/001: a U-Net
+The multi-class reformulation of instance segmentation used by Eschweiler et al. 2019, 2021: a U-Net
 (:class:`cellsynth.nn.unet.UNet`) predicts per pixel the probabilities of background,
 object boundary (``find_boundaries(labels, mode="inner")``) and object interior (object
 minus boundary). Instances come from a seeded watershed: seeds are connected components
@@ -9,7 +9,7 @@ probability (or the negative distance to the background) inside the foreground
 (1 − background probability > ``foreground_threshold``).
 
 Training uses random patches (small images padded, padding ignored by the loss),
-augmentation from :mod:`.augment` (seed 000: flips, rotation, noise, intensity scaling),
+augmentation from :mod:`.augment` (Eschweiler et al. 2019: flips, rotation, noise, intensity scaling),
 cross-entropy weighted per class (∝ 1/√frequency) and, ×``touching_weight``, on boundaries
 between touching objects, + soft Dice, Adam with cosine decay and a fixed step budget. Images are normalised
 per image to their (1, 99.8) percentiles; the percentiles are saved with the model.

@@ -1,11 +1,11 @@
 """Derived representations of an annotation: pure functions of labels / foreground.
 
 - :func:`boundaries` — object boundary mask (membrane positions), any thickness;
-- :func:`three_class` — background / membrane / centroid map of seeds 000 and 001;
+- :func:`three_class` — background / membrane / centroid map of Eschweiler et al. 2019, 2021;
 - :func:`distance_map` — per-instance Euclidean distance to the object's border;
-- :func:`positional_map` — the positional conditioning f_pos of seed 001 eq. 1;
+- :func:`positional_map` — the positional conditioning f_pos of Eschweiler et al. 2021 eq. 1;
 - :func:`centroids` — instance centroids (N, ndim);
-- :func:`grayscale_overlap` / :func:`decode_grayscale` — seed 002's single-channel encoding
+- :func:`grayscale_overlap` / :func:`decode_grayscale` — Lesmes-Leon et al. 2025's single-channel encoding
   of overlapping instances and its inverse (with :func:`overlap_graph`,
   :func:`overlap_colouring`, :func:`area_range`, :func:`grayscale_report`).
 
@@ -99,7 +99,7 @@ def centroids(labels: np.ndarray) -> np.ndarray:
 
 
 def three_class(labels: np.ndarray, centroid_radius: float = 2.0, thickness: int = 1) -> np.ndarray:
-    """The 3-class representation of seeds 000/001: 0 background, 1 membrane, 2 centroid.
+    """The 3-class representation of Eschweiler et al. 2019, 2021: 0 background, 1 membrane, 2 centroid.
 
     Class 1 is the object boundary (:func:`boundaries` with ``thickness``); class 2 a
     ball of radius ``centroid_radius`` around each object's centroid, kept inside the
@@ -171,7 +171,7 @@ def distance_map(labels: np.ndarray, normalise: bool = False,
 
 def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 100.0,
                    spacing: Optional[Sequence[float]] = None) -> np.ndarray:
-    """Positional conditioning of seed 001 eq. 1.
+    """Positional conditioning of Eschweiler et al. 2021 eq. 1.
 
         f_pos(x) = tanh( dist(x) / α)   inside the specimen (foreground)
                    tanh(-dist(x) / β)   outside,
@@ -179,7 +179,7 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
     dist(x) = Euclidean distance to the specimen boundary: for a foreground voxel the
     distance to the nearest background voxel, for a background voxel the distance to the
     nearest foreground voxel (so voxels next to the border get ±tanh(1/α or 1/β)).
-    α and β set how fast the map saturates (seed 001 trains with α = β = 100 and
+    α and β set how fast the map saturates (Eschweiler et al. 2021 trains with α = β = 100 and
     varies α ∈ {10, 50, 100, 500, 1000} for quality levels). A specimen filling the
     whole image has no boundary: the map is 1 everywhere (and -1 for an empty one).
 
@@ -230,7 +230,7 @@ def _object_layers(objects, what: str) -> np.ndarray:
 
 
 def overlap_graph(objects, touching: bool = True) -> tuple[np.ndarray, dict[tuple[int, int], int], set]:
-    """The overlap graph of seed 002 (Lesmes-Leon et al. 2025, Algorithm 1).
+    """The overlap graph of Lesmes-Leon et al. 2025 (Algorithm 1).
 
     Parameters
     ----------
@@ -294,7 +294,7 @@ def _graph(layers: np.ndarray, touching: bool):
 
 def overlap_colouring(objects, max_labels: int = 4, drop_covered: float = 0.7,
                       touching: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Colour the overlap graph with few gray labels (seed 002 Algorithm 1).
+    """Colour the overlap graph with few gray labels (Lesmes-Leon et al. 2025 Algorithm 1).
 
     Objects with an out-edge weight above ``drop_covered`` (a fraction of their area covered
     by one other object) are dropped first — all at once, as in the paper. Each connected
@@ -371,7 +371,7 @@ def gray_levels(max_labels: int) -> np.ndarray:
 
 def grayscale_overlap(objects, max_labels: int = 4, drop_covered: float = 0.7, touching: bool = True,
                       rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002's single-channel encoding of overlapping instances (Lesmes-Leon et al. 2025).
+    """The single-channel encoding of overlapping instances of Lesmes-Leon et al. 2025.
 
     :func:`overlap_colouring` gives each kept object one of ``max_labels`` labels (4 for
     LIVECell, 3 for TissueNet in the paper); the labels' gray values (:func:`gray_levels`)
@@ -431,7 +431,7 @@ def decode_grayscale(gray: np.ndarray, max_labels: int = 4,
 
     Each pixel takes the nearest of the ``max_labels`` gray levels (background below half
     the lowest level); each face-connected region of one level is an instance. For
-    generated masks, seed 002 keeps only objects inside the real data's area distribution:
+    generated masks, Lesmes-Leon et al. 2025 keeps only objects inside the real data's area distribution:
     ``area_range = (low, high)`` pixels (:func:`area_range`) drops the others — the small
     fragments of blurred borders and implausibly large blobs.
 
@@ -486,7 +486,7 @@ def decode_grayscale(gray: np.ndarray, max_labels: int = 4,
 def area_range(label_images: Iterable[np.ndarray], q: Sequence[float] = (1.0, 99.0)) -> tuple[float, float]:
     """The (low, high) percentiles ``q`` of the object areas (pixels) in real label images.
 
-    The area distribution seed 002 filters generated objects with (:func:`decode_grayscale`).
+    The area distribution Lesmes-Leon et al. 2025 filters generated objects with (:func:`decode_grayscale`).
 
     >>> lab = np.zeros((8, 8), int); lab[:2, :2] = 1; lab[4:, 4:] = 2
     >>> area_range([lab], q=(0, 100))
@@ -506,7 +506,7 @@ def area_range(label_images: Iterable[np.ndarray], q: Sequence[float] = (1.0, 99
 
 def grayscale_report(objects_iter: Iterable, max_labels: int = 4, drop_covered: float = 0.7,
                      touching: bool = True) -> dict:
-    """Objects kept and labels used when encoding a dataset (seed 002 §3.1 reports these).
+    """Objects kept and labels used when encoding a dataset (Lesmes-Leon et al. 2025 §3.1 reports these).
 
     ``objects_iter`` yields Scenes or mask sequences. The result counts images, objects,
     objects dropped as covered and over the cap, and the labels each image needs without

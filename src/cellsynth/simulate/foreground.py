@@ -1,20 +1,20 @@
-"""The specimen (organism / tissue / field of view) mask, seeds 000, 001 and 003.
+"""The specimen (organism / tissue / field of view) mask, Eschweiler et al. 2019, 2021, 2024.
 
 Methods (``ForegroundConfig.method``):
 
-- ``full``: the whole field (seed 003 GOWT1: "the whole image region is the ROI").
+- ``full``: the whole field (Eschweiler et al. 2024 GOWT1: "the whole image region is the ROI").
 - ``ellipsoid``: an axis-aligned ellipse/ellipsoid at the image centre whose semi-axes are
-  ``extent`` (a fraction drawn per axis) × half the image size (seed 003 C. elegans,
-  seed 000 "naive" circle).
-- ``threshold``: seed 000 "global": a real image (``image``) resized to the scene shape
+  ``extent`` (a fraction drawn per axis) × half the image size (Eschweiler et al. 2024 C. elegans,
+  Eschweiler et al. 2019 "naive" circle).
+- ``threshold``: Eschweiler et al. 2019 "global": a real image (``image``) resized to the scene shape
   (linear, order 1), thresholded (``threshold``, Otsu when None), holes filled.
 - ``discs``: union of ``n_discs`` random overlapping discs/balls of radius ``disc_radius``
-  (seed 003 HeLa: "randomly placed and overlapping circular regions"); every disc after the
+  (Eschweiler et al. 2024 HeLa: "randomly placed and overlapping circular regions"); every disc after the
   first is centred on a point of the union so far, so they always overlap.
 - ``harmonics``: a smooth random blob: an ellipsoid as above whose radius is modulated by
-  random spherical harmonics of order ``sh_order`` and smoothness ``sh_gamma`` (seed 001
+  random spherical harmonics of order ``sh_order`` and smoothness ``sh_gamma`` (Eschweiler et al. 2021
   eq. 5–7; in 2D the Fourier series of the radius, see :func:`shapes.sh_coefficients`).
-- ``shape_model``: a sample of the statistical shape model (seed 001 §3.2,
+- ``shape_model``: a sample of the statistical shape model (Eschweiler et al. 2021 §3.2,
   :class:`cellsynth.simulate.shape_model.ShapeModel`) fitted to the foregrounds (mask > 0)
   of the TIFF masks in ``examples``, centred, and shrunk to fit if larger than the image.
 

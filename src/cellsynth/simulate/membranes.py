@@ -1,12 +1,12 @@
-"""Cell membranes as a weighted Voronoi tessellation of the specimen (seeds 000, 001).
+"""Cell membranes as a weighted Voronoi tessellation of the specimen (Eschweiler et al. 2019, 2021).
 
-Seed 001 eq. 3 assigns every foreground voxel x to the cell position x_j with the
+Eschweiler et al. 2021 eq. 3 assigns every foreground voxel x to the cell position x_j with the
 smallest weighted distance
 
     dist(x, x_j) = ||x - x_j||_2 / γ_j,
 
 with one weight γ_j per cell (drawn uniformly from ``MembraneConfig.gamma``). With all
-γ_j equal this is the plain Voronoi diagram of seed 000; unequal γ_j bend the walls into
+γ_j equal this is the plain Voronoi diagram of Eschweiler et al. 2019; unequal γ_j bend the walls into
 circular (spherical) arcs, which removes the unnaturally straight planes.
 
 How it is computed (exact, and fast on big volumes)
@@ -74,7 +74,7 @@ def _check_inputs(foreground: np.ndarray, points: np.ndarray) -> tuple[np.ndarra
 
 
 def draw_gamma(cfg: MembraneConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-cell weights γ_j ~ U(cfg.gamma) (seed 001 eq. 3)."""
+    """Per-cell weights γ_j ~ U(cfg.gamma) (Eschweiler et al. 2021 eq. 3)."""
     lo, hi = cfg.gamma
     if lo == hi:
         return np.full(n, float(lo))
@@ -85,7 +85,7 @@ def tessellate(foreground: np.ndarray, points: np.ndarray, cfg: MembraneConfig,
                rng: np.random.Generator, *, gamma: Optional[np.ndarray] = None,
                connected: Optional[bool] = None, block: Optional[int] = None,
                progress: bool = False) -> np.ndarray:
-    """Weighted Voronoi cells of the foreground (seed 001 eq. 3).
+    """Weighted Voronoi cells of the foreground (Eschweiler et al. 2021 eq. 3).
 
     Parameters
     ----------
@@ -265,7 +265,7 @@ def _ball(r: int, ndim: int) -> np.ndarray:
 
 
 def membrane_mask(labels: np.ndarray, thickness: int = 1, border: bool = False) -> np.ndarray:
-    """Walls between touching cells (seed 000/001 membrane positions), ``thickness`` voxels wide.
+    """Walls between touching cells (Eschweiler et al. 2019, 2021 membrane positions), ``thickness`` voxels wide.
 
     Parameters
     ----------

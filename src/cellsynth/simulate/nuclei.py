@@ -1,24 +1,24 @@
-"""Nuclei at given positions (seeds 001 and 003): ellipsoids, spherical harmonics or shape-model
+"""Nuclei at given positions (Eschweiler et al. 2021, 2024): ellipsoids, spherical harmonics or shape-model
 samples, rotated, elastically deformed, optionally squashed (mitosis), with or without overlap.
 
-Per nucleus (seed 003 eq. 3): radius ``r ~ U(radius)``, axis scalings ``(sx, sy, sz)`` each
+Per nucleus (Eschweiler et al. 2024 eq. 3): radius ``r ~ U(radius)``, axis scalings ``(sx, sy, sz)`` each
 ``~ U(axis_scale[i])`` ((Z)YX order; a 2D scene uses the last two ranges), semi-axes
 ``r·s``; a random rotation (3D: uniform over SO(3), i.e. about arbitrary axes; 2D: angle in
 [0, 2π)); an elastic B-spline deformation (``elastic`` px std on an ``elastic_grid``^ndim
 control grid over the nucleus' bounding box, cubic-spline upsampled). Shapes:
 
 - ``ellipsoid``: the ellipsoid with those semi-axes.
-- ``harmonics``: seed 001 eq. 5–7, radius ``r·ρ(θ, φ)`` with ``c_lm = r·w_lm·e^(−γ·l)``
+- ``harmonics``: Eschweiler et al. 2021 eq. 5–7, radius ``r·ρ(θ, φ)`` with ``c_lm = r·w_lm·e^(−γ·l)``
   (order ``sh_order``, smoothness γ = ``sh_gamma``, damping index ``sh_decay``; see
   :func:`shapes.sh_coefficients`), then scaled per axis; 2D: Fourier series of the radius.
 - ``shape_model``: a sample of the statistical shape model fitted to the single objects of
   the TIFF label masks in ``examples`` (``r`` is not used; scales, rotation, deformation are).
 
-Density (seed 003 C. elegans, "radii decrease inversely proportional to the amount of
+Density (Eschweiler et al. 2024 C. elegans, "radii decrease inversely proportional to the amount of
 nuclei"): with ``radius_reference_count`` n₀ set, every radius is scaled by (n₀/n)^(1/ndim)
 for n = len(points), i.e. the nuclei share a constant total volume (our reading).
 
-Mitosis (seed 003 C. elegans): a fraction ``mitotic_fraction`` of nuclei is shrunk by
+Mitosis (Eschweiler et al. 2024 C. elegans): a fraction ``mitotic_fraction`` of nuclei is shrunk by
 ``mitotic_squash`` along two random axes in 3D ("a more cylindrical shape"), one in 2D.
 
 Overlap: forbidden (default) -> a nucleus that would touch voxels of an earlier one is

@@ -1,6 +1,6 @@
-"""Nucleus–Golgi pairs (seed 004), 2D and 3D.
+"""Nucleus–Golgi pairs (Rosa et al.), 2D and 3D.
 
-Seed 004 draws per pair: Golgi sphere radius ``golgi_radius`` (5–9 px), nucleus ellipsoid
+Rosa et al. draws per pair: Golgi sphere radius ``golgi_radius`` (5–9 px), nucleus ellipsoid
 axes ``nucleus_axes`` ([17–30, 8–13, 8–13] px), "the distance between the nucleus and
 Golgi (relative to the center of the Golgi)" ``golgi_offset`` (−6..6 px), a rotation of the
 pair ``rotation_deg`` (0–180°), 45–70 pairs per volume (``n_pairs``) and an elastic

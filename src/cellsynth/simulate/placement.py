@@ -1,10 +1,10 @@
-"""Object positions inside the foreground (seed 000 k-means/Lloyd, Poisson-disc, seed 001 layers).
+"""Object positions inside the foreground (Eschweiler et al. 2019 k-means/Lloyd, Poisson-disc, Eschweiler et al. 2021 layers).
 
 ``place_points`` returns float voxel coordinates (N, ndim), (Z)YX, every point on a
 foreground voxel. Methods (``PlacementConfig.method``):
 
 - ``uniform``: ``n_points`` independent uniform positions in the foreground.
-- ``lloyd``: seed 000's tuple (n_points, n_iter, k). ``n_points`` uniform random points are
+- ``lloyd``: Eschweiler et al. 2019's tuple (n_points, n_iter, k). ``n_points`` uniform random points are
   relaxed by ``n_iter`` Lloyd (k-means) iterations over the foreground: every foreground
   sample is assigned to its nearest point and each point moves to the centroid of its
   samples, which evens out the distances between centres. The paper never defines ``k``.
@@ -17,14 +17,14 @@ foreground voxel. Methods (``PlacementConfig.method``):
   when no accepted point lies within ``min_distance`` px (KD-tree queries, batched), with
   at most 30 candidates per requested point, stopping early once 3 batches in a row hold
   no free candidate. A full region yields fewer points; the achieved count is ``len(points)``.
-- ``layers``: seed 001's layer-wise assembly: layers of thickness ``layer_thickness`` px
+- ``layers``: Eschweiler et al. 2021's layer-wise assembly: layers of thickness ``layer_thickness`` px
   along the distance transform of the foreground (the image border counts as boundary),
   filled from the outer boundary inward; inside each layer points are Poisson-disc spaced
   by ``min_distance`` (also from points of earlier layers). Each layer is filled until
   its dart budget (30 candidates per point it can hold, at most one ball of diameter
   ``min_distance`` per point) is spent, it is full, or ``n_points`` is reached; then the
   next layer inward starts, up to ``max_layers`` layers (1 = nuclei on the surface only,
-  as seed 003's Tribolium embryo).
+  as Eschweiler et al. 2024's Tribolium embryo).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Statistical shape model (seed 001 §3.2): PCA of boundary radii sampled along rays.
+"""Statistical shape model (Eschweiler et al. 2021 §3.2): PCA of boundary radii sampled along rays.
 
 Fitting. Each example shape (a 2D or 3D bool mask) is sampled along ``n_rays`` fixed
 directions u_i from its centroid — equally spaced angles in 2D, a Fibonacci sphere in
@@ -89,7 +89,7 @@ def ray_radii(mask: np.ndarray, dirs: np.ndarray, what: str = "mask") -> np.ndar
 
 
 class ShapeModel:
-    """PCA shape model of star-convex 2D/3D shapes (seed 001 §3.2).
+    """PCA shape model of star-convex 2D/3D shapes (Eschweiler et al. 2021 §3.2).
 
     Attributes
     ----------

@@ -36,7 +36,7 @@ def random_rotation(ndim: int, rng: np.random.Generator,
     ``angle_deg=None``: uniformly distributed over all rotations (3D: Haar-uniform,
     2D: angle uniform in [0, 2π)). With a range: the angle is drawn uniformly in
     ``angle_deg`` (degrees) about a uniformly random axis (3D) or in the plane (2D),
-    as in seed 004 ("rotation 0–180°").
+    as in Rosa et al. ("rotation 0–180°").
     """
     if ndim == 2:
         if angle_deg is None:
@@ -58,7 +58,7 @@ def random_rotation(ndim: int, rng: np.random.Generator,
 # --------------------------------------------------------------------------- harmonics
 def sh_coefficients(ndim: int, order: int, gamma: float, rng: np.random.Generator,
                     decay: str = "l") -> np.ndarray:
-    """Random relative shape coefficients after seed 001 eq. 7, ``c_lm = r·w_lm·e^(−γ·k)``.
+    """Random relative shape coefficients after Eschweiler et al. 2021 eq. 7, ``c_lm = r·w_lm·e^(−γ·k)``.
 
     Returned relative to the radius ``r`` (so ``c_00 = 1``); ``w_lm ~ N(0, 1)``.
 
