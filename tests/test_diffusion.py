@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 
 import numpy as np
@@ -344,3 +345,41 @@ def test_cli_generate_with_diffusion_renderer(model2d, tmp_path):
     assert img.shape == lab.shape == (48, 40) and np.isfinite(img).all()
     manifest = json.loads((out / "manifest.json").read_text())
     assert "diffusion" in json.dumps(manifest)
+
+
+@pytest.fixture(scope="module")
+def model_t1200(tmp_path_factory):
+    """A tiny model with T = 1200 (above the former hard-coded bound of 1000)."""
+    tmp = tmp_path_factory.mktemp("t1200")
+    imgs = _image_dir(tmp, [(24, 24), (20, 20)])
+    return D.train_diffusion(imgs, tmp / "model", D.DiffusionTrainConfig(**TINY, patch_size=[16, 16], T=1200),
+                             steps=1, progress=False)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["render.diffusion.t_start=1201", "render.diffusion.steps=2"], r"t_start = 1201: must be in 1\.\.1200"),
+    (["render.diffusion.t_start=10", "render.diffusion.steps=11"], "steps = 11: must be between 1 and"),
+])
+def test_generate_refuses_sampling_settings_beyond_the_models_T_before_writing(model_t1200, tmp_path, capsys,
+                                                                               settings, message):
+    out = tmp_path / "ds"
+    args = ["generate", "--preset", "nuclei2d-dsb", "--renderer", "diffusion", "--model", str(model_t1200),
+            "--n", "1", "--seed", "0", "--out", str(out), "--no-progress", "--set", "scene.shape=[16,16]"]
+    for s in settings:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]) and "render.diffusion." in err[0]
+    assert not out.exists()  # nothing written, not even the folder or manifest
+
+
+def test_t_start_up_to_the_models_own_T_is_accepted(model_t1200, tmp_path):
+    from cellsynth.config import DiffusionRenderConfig
+    from cellsynth.render.diffusion import DiffusionRenderer
+    from cellsynth.scene import Scene
+    r = DiffusionRenderer(DiffusionRenderConfig(model=model_t1200, t_start=1200, steps=2, device="cpu"))
+    labels = np.zeros((16, 16), np.uint16)
+    labels[4:10, 5:12] = 1
+    img = r.render(Scene(labels=labels, foreground=np.ones((16, 16), bool), spacing=(1, 1)),
+                   np.random.default_rng(0))
+    assert img.shape == (16, 16) and np.isfinite(img).all()

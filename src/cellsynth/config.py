@@ -326,9 +326,10 @@ class DiffusionRenderConfig(Strict):
     """
 
     model: Optional[Path] = None
-    t_start: Annotated[int, Field(ge=1, le=1000)] = 400
+    # upper bounds (T of the model, t_start) are checked when the renderer loads its model
+    t_start: Annotated[int, Field(ge=1)] = 400
     sigma: NonNegFloat = 1.0
-    steps: Annotated[int, Field(ge=1, le=1000)] = 50
+    steps: Annotated[int, Field(ge=1)] = 50
     tile: Optional[list[Annotated[int, Field(ge=8)]]] = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.125
     device: Literal["auto", "cpu", "cuda"] = "auto"

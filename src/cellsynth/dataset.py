@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from .config import Config, config_to_dict
 from .errors import ConfigError
-from .io import atomic_path, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
+from .io import atomic_path, check_writable, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
 from .errors import InputError
 from .scene import Scene
 
@@ -229,6 +229,7 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
             raise ConfigError("give --workers or --scheduler, not both")
     job = _Job(cfg, renderer, seed, out, labels_files, threads=None)
     job.renderer()  # builds (and validates, e.g. loads the model) before anything is written
+    check_writable(out, "output folder")
 
     settings = _settings(cfg, renderer, seed, Path(labels_dir) if labels_dir else None)
     manifest_path = out / MANIFEST

@@ -109,6 +109,41 @@ def _quiet_tifffile():
         log.setLevel(level)
 
 
+def check_writable(path: str | Path, what: str = "output", folder: bool = True) -> Path:
+    """Refuse an output path that cannot be created and written, before any work is done.
+
+    ``path`` is an output folder (``folder=True``) or file; the folder that would hold it
+    is probed by creating and removing an empty temporary entry in it, or in its nearest
+    existing parent folder when it does not exist yet. Nothing is left behind. The
+    refusal is one :class:`InputError` line naming ``path``.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> check_writable(d / "new" / "out") == d / "new" / "out", sorted(d.iterdir())
+    (True, [])
+    >>> check_writable("/proc/x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: output '/proc/x' cannot be created or written (...)
+    """
+    import tempfile
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{what} '{path}' exists and is not a folder")
+    if not folder and path.is_dir():
+        raise InputError(f"{what} '{path}' is a folder, not a file")
+    probe = path if folder else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{what} '{path}' cannot be created: '{probe}' is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=probe, prefix=".cellsynth-probe-"))
+    except OSError as e:
+        raise InputError(f"{what} '{path}' cannot be created or written ({e.strerror or type(e).__name__})") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.

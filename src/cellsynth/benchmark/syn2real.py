@@ -36,7 +36,7 @@ import numpy as np
 from ..config import Config, deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
 
 from ..errors import ConfigError
-from ..io import list_images, read_image, read_labels, write_json
+from ..io import check_writable, list_images, read_image, read_labels, write_json
 from ..errors import InputError
 
 ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real", "classical")
@@ -202,8 +202,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
     for r in s.renderers:
         if r not in RENDERERS:
             raise ConfigError(f"unknown renderer '{r}'; choose from {', '.join(RENDERERS)}")
-    if s.out.exists() and not s.out.is_dir():
-        raise InputError(f"report path '{s.out}' exists and is not a folder")
+    check_writable(s.out, "report folder")
     # test set: images/ + masks/ paired by name, readable, shapes agree, labels are integers
     if not s.test.is_dir():
         raise InputError(f"test folder '{s.test}' does not exist")

@@ -32,9 +32,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..dataset import generate_dataset, iter_dataset
+    from ..io import check_writable
     from ..overview import save_overview
 
-    out = Path(args.out)
+    out = check_writable(args.out, "--out")
     t0 = time.perf_counter()
     rows = []
     for preset, renderer, n, overrides in DEMO:

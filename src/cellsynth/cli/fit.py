@@ -30,14 +30,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, preset_dict
     from ..fit import compare, fit_config, measure, subsample, write_overlay
-    from ..io import list_images
+    from ..io import check_writable, list_images
     from ..errors import InputError
 
     out = Path(args.out)
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise ConfigError(f"--out '{out}' must end in .yaml or .yml")
-    if out.is_dir():
-        raise InputError(f"--out '{out}' is a folder; give a file name")
+    check_writable(out, "--out", folder=False)
     if args.max_images < 0:
         raise ConfigError(f"--max-images {args.max_images} must be >= 0")
     preset_dict(args.preset)  # unknown preset -> one-line error before any work

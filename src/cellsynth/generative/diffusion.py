@@ -42,7 +42,7 @@ from pydantic import Field
 from ..config import Strict, validate
 
 from ..errors import ConfigError
-from ..io import list_images, read_image, read_json, write_json
+from ..io import check_writable, list_images, read_image, read_json, write_json
 from ..modelfolder import (CHECKPOINT_DIR, CONFIG_FILE, WEIGHTS_FILE, config_error, describe_training_data,
                            load_tensors, load_weights, read_model_config, resolve_device, save_model_folder,
                            save_tensors)
@@ -118,12 +118,30 @@ class Schedule:
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
 
+def check_sampling(t_start: int, steps: int, T: Optional[int] = None, prefix: str = "", model: str = "") -> None:
+    """SDEdit settings against the model's schedule: 1 <= t_start <= T and 1 <= steps (K) <= t_start.
+
+    Raises :class:`ConfigError` naming the keys (``prefix`` + name, e.g. ``render.diffusion.``)
+    and the model, so a renderer can refuse its settings before anything is written.
+
+    >>> check_sampling(400, 50, T=1000)
+    >>> check_sampling(1200, 50, T=1000)
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.ConfigError: t_start = 1200: must be in 1..1000 (T of the model)
+    """
+    of = f" (T of the model{' ' + repr(model) if model else ''})"
+    if T is not None and not 1 <= int(t_start) <= int(T):
+        raise ConfigError(f"{prefix}t_start = {t_start}: must be in 1..{T}{of}")
+    if not 1 <= int(t_start):
+        raise ConfigError(f"{prefix}t_start = {t_start}: must be >= 1")
+    if not 1 <= int(steps) <= int(t_start):
+        raise ConfigError(f"{prefix}steps = {steps}: must be between 1 and {prefix}t_start = {t_start}")
+
+
 def respaced_timesteps(t_start: int, steps: int) -> np.ndarray:
     """The K = ``steps`` indices kept from t_start−1..0 (evenly spaced, both ends kept), descending."""
-    if not 1 <= int(t_start):
-        raise ConfigError(f"t_start = {t_start}: must be >= 1")
-    if not 1 <= int(steps) <= int(t_start):
-        raise ConfigError(f"steps = {steps}: must be between 1 and t_start = {t_start}")
+    check_sampling(t_start, steps)
     if steps == 1:
         return np.array([t_start - 1])
     k = np.floor(np.linspace(0, t_start - 1, steps) + 0.5).astype(np.int64)  # monotone, distinct
@@ -288,6 +306,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     elif (out / CONFIG_FILE).exists() or (ckpt_dir / "state.json").exists():
         raise InputError(f"model directory '{out}' already holds a model; pass --resume to continue "
                          f"training it or choose another --out")
+    check_writable(out, "model folder")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = resolve_device(device)
@@ -522,8 +541,7 @@ def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int 
         raise InputError(f"sketch has shape {sketch.shape} ({sketch.ndim}D) but the model is {model.ndim}D")
     if not np.issubdtype(sketch.dtype, np.number) or not np.all(np.isfinite(sketch)):
         raise InputError("sketch must be a finite numeric array")
-    if not 1 <= int(t_start) <= model.schedule.T:
-        raise ConfigError(f"t_start = {t_start}: must be in 1..{model.schedule.T}")
+    check_sampling(t_start, steps, model.schedule.T)
     s = sketch.astype(np.float32)
     if sketch_levels is None:
         from ..config import SketchConfig

@@ -46,7 +46,7 @@ class DiffusionRenderer:
     name = "diffusion"
 
     def __init__(self, cfg: Optional[DiffusionRenderConfig] = None, sketch_cfg: Optional[SketchConfig] = None):
-        from ..generative.diffusion import load_model
+        from ..generative.diffusion import check_sampling, load_model
         self.cfg = cfg or DiffusionRenderConfig()
         self.sketch_cfg = sketch_cfg or SketchConfig()
         if self.cfg.threads:
@@ -54,6 +54,9 @@ class DiffusionRenderer:
             torch.set_num_threads(self.cfg.threads)  # process-wide, as torch allows nothing finer
         self.model_path = Path(self.cfg.model) if self.cfg.model is not None else default_model_path()
         self.model = load_model(self.model_path, device=self.cfg.device)  # validates before any output
+        # sampling settings against the model's own T, also before any output
+        check_sampling(self.cfg.t_start, self.cfg.steps, self.model.schedule.T, prefix="render.diffusion.",
+                       model=str(self.model_path))
 
     def sketch(self, scene: Scene, rng: np.random.Generator) -> np.ndarray:
         from .sketch import sketch

@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..io import list_images, read_image, write_tiff
+from ..io import check_writable, list_images, read_image, write_tiff
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def segment_folder(model: str | Path, images: str | Path, out: str | Path, *, pr
         img = read_image(f)
         if ndim is not None and img.ndim != ndim:
             raise InputError(f"image '{f}' is {img.ndim}D but the model '{model}' is {ndim}D")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output '{out}' exists and is not a folder")
+    check_writable(out, "output folder")
     written = []
     for f in tqdm(files, desc="segment", disable=not progress):
         result = segment(read_image(f))

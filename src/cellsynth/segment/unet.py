@@ -34,7 +34,7 @@ from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 
 from ..errors import ConfigError
 from ..dataset import read_pairs
-from ..io import read_image, read_labels
+from ..io import check_writable, read_image, read_labels
 from ..modelfolder import (config_error, describe_training_data, load_weights, read_model_config, resolve_device,
                            save_model_folder)
 from ..errors import InputError
@@ -425,8 +425,8 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     if updates:
         cfg = validate(SegmenterConfig, {**cfg.model_dump(), **updates})
     dev = resolve_device(device)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise InputError(f"model path '{out}' exists and is not a folder")
+    if out is not None:
+        check_writable(out, "model folder")
 
     pairs = read_training_pairs(datasets)
     data = [describe_training_data([p for _, i, m in read_pairs(d) for p in (i, m)], d) for d in datasets]
