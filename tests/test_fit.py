@@ -84,6 +84,14 @@ def test_cli_fit_writes_loadable_yaml(tmp_path, rng, capsys):
     cfg = load_config("nuclei2d-dsb", out)
     assert cfg.scene.nuclei.radius[0] <= 6.0 <= cfg.scene.nuclei.radius[1]
     assert "radius_p50" in capsys.readouterr().out  # the comparison with the masks
+    # a missing mask: one line, before anything is written
+    (m / "a1.tif").unlink()
+    out2 = tmp_path / "fit2.yaml"
+    assert main(["fit", "--images", str(d), "--masks", str(m), "--preset", "nuclei2d-dsb",
+                 "--out", str(out2), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks 1 mask(s)" in err and "a1.tif" in err and len(err.strip().splitlines()) == 1
+    assert not out2.exists()
 
 
 def test_fit_bad_inputs(tmp_path, rng, capsys):

@@ -36,7 +36,7 @@ from scipy import stats as sstats
 
 from .config import Config, deep_merge, config_to_dict, preset_dict, validate
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .io import list_images, read_image, read_labels, read_spacing
 from .errors import InputError
 from .intensity import DEFAULT_PERCENTILES, normalize_percentile
@@ -409,6 +409,27 @@ def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = Non
         lines.append(f"#   {k}: {v}")
     text = "\n".join(lines) + "\n" + yaml.safe_dump(overlay, sort_keys=False, default_flow_style=None)
     return write_text(path, text)
+
+
+def masks_for(images: Sequence[Path], masks_dir: str | Path) -> list[Path]:
+    """The mask of each image (same file name in ``masks_dir``); one-line error if any is missing."""
+    from .io import list_images
+
+    mdir = Path(masks_dir)
+    list_images(mdir, "masks")
+    missing = [p.name for p in images if not (mdir / p.name).is_file()]
+    if missing:
+        raise InputError(f"masks folder '{mdir}' lacks {len(missing)} mask(s) named like the images, "
+                         f"e.g. '{missing[0]}'")
+    return [mdir / p.name for p in images]
+
+
+def compare_with_masks(images: Sequence[Path], masks_dir: str | Path, fitted: dict,
+                       max_images: Optional[int] = None, progress: bool = True) -> list[dict]:
+    """:func:`compare` rows of a fit (``fitted``, a :func:`measure` summary of ``images``) against the
+    same statistics measured on the real masks of the same (sub-sampled) images."""
+    used = subsample(list(images), max_images)
+    return compare(fitted, measure(used, masks_for(used, masks_dir), progress=progress))
 
 
 def compare(fitted: dict, reference: dict, keys: Optional[Iterable[str]] = None) -> list[dict]:

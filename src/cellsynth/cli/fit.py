@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 
 def add_parser(sub) -> None:
@@ -29,9 +29,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, preset_dict
-    from ..fit import compare, fit_config, measure, subsample, write_overlay
+    from ..fit import compare_with_masks, fit_config, masks_for, subsample, write_overlay
     from ..io import check_writable, list_images
-    from ..errors import InputError
 
     out = Path(args.out)
     if out.suffix.lower() not in (".yaml", ".yml"):
@@ -41,15 +40,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-images {args.max_images} must be >= 0")
     preset_dict(args.preset)  # unknown preset -> one-line error before any work
     images = list_images(args.images)
-    masks = None
-    if args.masks:
-        mdir = Path(args.masks)
-        list_images(mdir, "masks")
-        missing = [p.name for p in images if not (mdir / p.name).is_file()]
-        if missing:
-            raise InputError(f"masks folder '{mdir}' lacks {len(missing)} mask(s) named like the images, "
-                             f"e.g. '{missing[0]}'")
     max_images = args.max_images or None
+    if args.masks:
+        masks_for(subsample(images, max_images), args.masks)  # every mask present, before any work
     overlay, summary, _cfg = fit_config(images, args.preset, args.config, max_images=max_images,
                                         progress=not args.no_progress)
     write_overlay(out, overlay, summary, source=str(args.images))
@@ -57,10 +50,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"fitted {summary['n_images']} image(s), {summary['n_objects_total']} object(s): "
           f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}")
     if args.masks:
-        used = subsample(images, max_images)
-        ref = measure(used, [Path(args.masks) / p.name for p in used], progress=not args.no_progress)
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
-        for r in compare(summary, ref):
+        for r in compare_with_masks(images, args.masks, summary, max_images, progress=not args.no_progress):
             print(f"{r['statistic']:<24}{r['fitted']:>12.4g}{r['reference']:>12.4g}{r['rel_error']:>9.2f}")
     print(f"wrote {out}")
     return 0
