@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 
 
 def add_parser(sub) -> None:
