@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cellsynth-installed
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench test-ecosystem ecosystem-envs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,24 @@ test: $(STAMP)
 
 clean:
 	rm -rf demo_output .pytest_cache
+
+# ---- ecosystem proofs: each consumer's own code, in its own environment (large; not part of `make test`).
+# The exports are made by this checkout's cellsynth in $(VENV); each consumer env holds only the consumer.
+# torch is pinned in the same pip call wherever a consumer depends on it (see ECOSYSTEM.md: torchvision trap).
+ECO_ENVS := cellpose stardist nnunet light
+ECO_PKGS_cellpose := "$(TORCH_SPEC)" "cellpose>=3.1,<3.2" "numpy<2.1"
+ECO_PKGS_stardist := "tensorflow-cpu>=2.16" "stardist==0.9.2" "csbdeep==0.8.2"
+ECO_PKGS_nnunet := "$(TORCH_SPEC)" "nnunetv2>=2.5,<2.9"
+ECO_PKGS_light := "py-ctcmetrics>=1.3" "ome-zarr>=0.10" "ome-zarr-models"
+
+.venv-%/.ok:
+	test -x .venv-$*/bin/python || $(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q $(ECO_PKGS_$*) "pytest>=7" tifffile
+	touch $@
+
+ecosystem-envs: $(foreach e,$(ECO_ENVS),.venv-$(e)/.ok)
+
+test-ecosystem: $(STAMP) ecosystem-envs
+	@for e in $(ECO_ENVS); do echo "== $$e"; \
+	  CELLSYNTH_ECOSYSTEM=1 CELLSYNTH_PYTHON=$(abspath $(BIN)/python) \
+	  .venv-$$e/bin/python -m pytest -q -p no:cacheprovider tests/ecosystem/test_$$e.py || exit 1; done

@@ -135,7 +135,7 @@ def test_nnunet_layout(dataset, tmp_path):
         if inst.max():
             assert (sem == 1).any() and (sem == 2).any()
         if ndim == 3:
-            for j in (root / "imagesTr" / f"{c}_0000.json", root / "labelsTr" / f"{c}.json"):
+            for j in (root / "imagesTr" / f"{c}.json", root / "labelsTr" / f"{c}.json"):
                 assert json.loads(j.read_text()) == {"spacing": list(spacing)}
 
 
@@ -184,6 +184,8 @@ def test_omezarr_layout(dataset, tmp_path, version):
         assert g[lev].shape == cells[lev].shape
     np.testing.assert_array_equal(cells["0"][...], tifffile.imread(d / "masks" / "s0.tif"))
     np.testing.assert_array_equal(g["0"][...], tifffile.imread(d / "images" / "s0.tif"))
+    if version == "0.5":
+        assert g["0"].metadata.dimension_names == tuple("zyx"[-ndim:])
     if version == "0.4":
         assert (tmp_path / "z" / "s0.zarr" / "0" / ".zarray").is_file()
         assert json.loads((tmp_path / "z" / "s0.zarr" / "0" / ".zarray").read_text())["dimension_separator"] == "/"

@@ -64,7 +64,8 @@ def write(samples: list[Sample], root: Path, split: dict, opts: dict, bar) -> di
         images, inst = root / ("imagesTr" if tr else "imagesTs"), root / ("instancesTr" if tr else "instancesTs")
         spacing = {"spacing": list(s.spacing)}
         if three_d:
-            write_missing(images / f"{s.name}_0000.json", lambda p: write_json(p, spacing))
+            # Tiff3DIO looks for CASE.json beside CASE_0000.tif (no channel suffix)
+            write_missing(images / f"{s.name}.json", lambda p: write_json(p, spacing))
         write_missing(inst / f"{s.name}.tif", lambda p: write_tiff(p, s.labels(), s.spacing))
         if tr:
             if three_d:

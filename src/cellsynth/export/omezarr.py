@@ -90,6 +90,8 @@ def write_store(path: Path, name: str, image: np.ndarray, labels: np.ndarray, sp
         for i, a in enumerate(key_arrays):
             chunks = tuple(min(s, opts["chunk"]) for s in a.shape[-2:])
             chunks = (min(a.shape[0], 16),) * (a.ndim - 2) + chunks
+            if fmt == 3:  # NGFF 0.5 requires the axis names on every array
+                kw["dimension_names"] = tuple("zyx"[-a.ndim:])
             arr = group.create_array(str(i), shape=a.shape, dtype=a.dtype, chunks=chunks, **kw)
             arr[...] = a
 
