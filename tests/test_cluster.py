@@ -1,13 +1,16 @@
 """generate --scheduler: samples as Dask tasks give the bytes of a serial run (2D and 3D)."""
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 
+import cellsynth.dataset
+
 from cellsynth.cli import main
 from cellsynth.config import load_config
-from cellsynth.dataset import generate_dataset
+from cellsynth.dataset import _Job, generate_dataset
 from cellsynth.errors import ConfigError, InputError
 
 distributed = pytest.importorskip("distributed")
@@ -66,3 +69,27 @@ def test_bad_scheduler_refused_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="not both"):
         generate_dataset(cfg, "sketch", 2, 0, tmp_path / "a", scheduler="local:2", workers=2)
     assert not (tmp_path / "a").exists()
+
+
+class _DyingJob(_Job):
+    """Sample 1's first attempt leaves a partial file and kills its worker process (as a node failure would)."""
+
+    def make(self, i):
+        flag = self.out.parent / "died-once"
+        if i == 1 and not flag.exists():
+            flag.touch()
+            (self.out / "images").mkdir(parents=True, exist_ok=True)
+            (self.out / "images" / ".sample_00001.tif.dead.part").write_bytes(b"half an image")
+            os._exit(1)
+        return super().make(i)
+
+
+def test_task_on_a_dying_worker_is_retried_without_partial_files(tmp_path, cluster, monkeypatch):
+    preset, sets = TINY[2]
+    cfg = load_config(preset, overrides=sets)
+    serial = generate_dataset(cfg, "sketch", 3, 5, tmp_path / "serial", progress=False)
+    monkeypatch.setattr(cellsynth.dataset, "_Job", _DyingJob)  # workers unpickle this class from this module
+    dask = generate_dataset(cfg, "sketch", 3, 5, tmp_path / "dask", progress=False,
+                            scheduler=cluster.scheduler_address)
+    assert (tmp_path / "died-once").exists()  # the worker did die mid-task
+    assert _bytes(dask) == _bytes(serial) and not list(dask.rglob("*.part"))

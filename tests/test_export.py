@@ -137,6 +137,8 @@ def test_nnunet_layout(dataset, tmp_path):
         if ndim == 3:
             for j in (root / "imagesTr" / f"{c}.json", root / "labelsTr" / f"{c}.json"):
                 assert json.loads(j.read_text()) == {"spacing": list(spacing)}
+    with pytest.raises(ConfigError, match="Dataset007_Toy"):  # one id, two names: ambiguous for nnU-Net
+        export_dataset(d, "nnunet", tmp_path / "raw", progress_bar=False, options={"dataset_id": 7})
 
 
 def test_ctc_layout(dataset, tmp_path):

@@ -29,7 +29,11 @@ def dataset_folder_name(opts: dict, source: Path) -> str:
 
 
 def root(out: Path, opts: dict, source: Path) -> Path:
-    return out / dataset_folder_name(opts, source)
+    name = dataset_folder_name(opts, source)
+    taken = [p.name for p in out.glob(f"Dataset{int(opts['dataset_id']):03d}_*") if p.name != name]
+    if taken:  # nnU-Net finds datasets by number: two folders with one id are ambiguous
+        raise ConfigError(f"'{out}' already holds {taken[0]} with --dataset-id {opts['dataset_id']}; choose another id")
+    return out / name
 
 
 def check(samples: list[Sample], split: dict, opts: dict) -> None:
