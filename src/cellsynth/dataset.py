@@ -292,6 +292,62 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
     return out
 
 
+def generate_stylegan_dataset(model: str | Path, n: int, seed: int, out: str | Path, truncation: float = 1.0,
+                              progress: bool = True) -> Path:
+    """Write ``n`` image + instance-mask pairs drawn by a trained StyleGAN (Lesmes-Leon et al. 2025).
+
+    Same layout, records, manifest and resume rules as :func:`generate_dataset`; sample i
+    depends on (seed, i) and the model only. ``truncation`` is ψ (1 = none).
+    """
+    from .generative.stylegan import load_stylegan, sample_pairs
+    out = Path(out)
+    if n is None or n < 1:
+        raise ConfigError(f"--n must be >= 1, got {n}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    net = load_stylegan(model)  # validated before anything is written
+    settings = {"renderer": "stylegan", "model": Path(model).name, "seed": int(seed), "truncation": float(truncation),
+                "model_config": {k: net.meta.get(k) for k in ("training_data", "training", "area_range", "max_labels")}}
+    manifest_path = out / MANIFEST
+    if manifest_path.is_file():
+        if read_json(manifest_path, "manifest").get("settings") != settings:
+            raise InputError(f"output folder '{out}' holds a dataset made with other settings "
+                             f"(model, seed or truncation differ); choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise InputError(f"output folder '{out}' exists, is not empty and holds no cellsynth manifest")
+    if not np.isfinite(truncation):
+        raise ConfigError(f"--truncation {truncation}: must be a finite number")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"output folder '{out}' cannot be created ({e.strerror})") from None
+    for sub in ("images", "masks", RECORDS):
+        remove_partials(out / sub)
+    names = [sample_name(i) for i in range(n)]
+    manifest = {"format": MANIFEST_FORMAT, "cellsynth": __version__, "settings": settings,
+                "n": n, "complete": False, "samples": []}
+    write_json(manifest_path, manifest)
+    done = done_samples(out, names, with_images=True)
+    bar = _progress(total=n, initial=len(done), desc="generate stylegan", enabled=progress)
+    for i, name in enumerate(names):
+        if name in done:
+            continue
+        s = int(np.random.SeedSequence(int(seed), spawn_key=(i,)).generate_state(1)[0])
+        image, labels = next(iter(sample_pairs(net, 1, seed=s, truncation=truncation)))
+        write_tiff(out / "masks" / f"{name}.tif", labels)
+        write_json(out / RECORDS / f"{name}.json", {
+            "name": name, "index": i, "seed": int(seed), "sample_seed": s, "renderer": "stylegan",
+            "model": Path(model).name, "truncation": float(truncation), "shape": list(labels.shape),
+            "n_objects": int(labels.max()), "image_dtype": str(image.dtype)})
+        write_tiff(out / "images" / f"{name}.tif", image)  # written last: marks done
+        bar.update(1)
+    bar.close()
+    manifest["samples"] = [read_json(out / RECORDS / f"{nm}.json") for nm in names]
+    manifest["complete"] = True
+    write_json(manifest_path, manifest)
+    return out
+
+
 def _progress(total: int, initial: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="sample")

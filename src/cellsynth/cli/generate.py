@@ -15,10 +15,13 @@ def add_parser(sub) -> None:
     add_config_args(p)
     p.add_argument("--labels", metavar="DIR",
                    help="render these instance masks instead of simulated scenes (names kept, masks copied)")
-    p.add_argument("--renderer", choices=["physics", "sketch", "diffusion", "cgan", "cyclegan"],
-                   help="renderer (default: the preset's)")
-    p.add_argument("--model", metavar="MODEL", help="model folder of a learned renderer (diffusion, cgan, cyclegan; default: "
-                                          "the shipped model where one exists)")
+    p.add_argument("--renderer", choices=["physics", "sketch", "diffusion", "cgan", "cyclegan", "stylegan"],
+                   help="renderer (default: the preset's); stylegan draws image and mask together "
+                        "from --model (no preset, no --labels)")
+    p.add_argument("--model", metavar="MODEL", help="model folder of a learned renderer (diffusion, cgan, cyclegan; "
+                                          "default: the shipped model where one exists) or of stylegan")
+    p.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                   help="stylegan: truncation psi (1 = none; smaller = more typical, less varied)")
     p.add_argument("--n", type=int, default=None, help="number of samples (default 10; with --labels: all)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed; sample i depends on (seed, i) only")
     p.add_argument("--out", required=True, metavar="DATASET", help="output folder")
@@ -38,6 +41,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.renderer == "stylegan":
+        return _run_stylegan(args)
+    if args.truncation is not None:
+        raise ConfigError("--truncation applies to --renderer stylegan only")
     if not args.preset and not args.config and not args.labels:
         raise ConfigError("give --preset P, --config FILE or --labels DIR")
     cfg = config_from_args(args, default_preset="nuclei2d-dsb" if args.labels else None)
@@ -84,3 +91,23 @@ def _export_plan(args: argparse.Namespace) -> dict[str, dict]:
         if args.test_fraction and not getattr(format_module(fmt), "SPLIT", True):
             raise ConfigError(f"--export {fmt} has no train/test split; leave --test-fraction at 0")
     return plan
+
+
+def _run_stylegan(args: argparse.Namespace) -> int:
+    """Image + mask pairs from a trained StyleGAN: no scene, so no preset, labels or config."""
+    if not args.model:
+        raise ConfigError("--renderer stylegan needs --model MODEL (a `cellsynth train stylegan` folder)")
+    used = [o for o, v in (("--preset", args.preset), ("--config", args.config), ("--labels", args.labels),
+                           ("--set", args.overrides), ("--export", args.export)) if v]
+    if used:
+        raise ConfigError(f"{used[0]} does not apply to --renderer stylegan (it draws its own masks)")
+    if args.workers != 1:
+        raise ConfigError("--renderer stylegan runs in one process; leave --workers at 1")
+    from ..dataset import generate_stylegan_dataset, load_manifest
+    psi = 1.0 if args.truncation is None else args.truncation
+    out = generate_stylegan_dataset(args.model, 10 if args.n is None else args.n, args.seed, args.out,
+                                    truncation=psi, progress=not args.no_progress)
+    m = load_manifest(out)
+    print(f"wrote {m['n']} image/mask pair(s) (stylegan '{args.model}', truncation {psi}) to {out}/images "
+          f"and {out}/masks; manifest {out}/manifest.json")
+    return 0

@@ -36,6 +36,8 @@ def add_parser(subparsers) -> None:
     d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     d.set_defaults(func=run)
     _add_gan_parsers(kinds)
+    from . import train_stylegan
+    train_stylegan.add_parser(kinds)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
