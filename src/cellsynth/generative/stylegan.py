@@ -264,7 +264,7 @@ class PairData:
 
     def __init__(self, images: str | Path, masks: str | Path, cfg: StyleGANTrainConfig,
                  classes_file: Optional[str | Path] = None):
-        from ..metrics.image import normalize_percentile
+        from ..intensity import normalize_percentile
         self.image_files = list_images(images, what="training images")
         mask_dir = Path(masks)
         self.mask_files = []
@@ -278,7 +278,7 @@ class PairData:
                 raise InputError(f"training image '{f.name}' is {img.ndim}D; StyleGAN trains on 2D images")
             if lab.shape != img.shape:
                 raise InputError(f"mask '{m.name}' has shape {lab.shape} but its image has {img.shape}")
-            self.images.append((normalize_percentile(img, *cfg.percentiles) * 2 - 1).astype(np.float32))
+            self.images.append(normalize_percentile(img, *cfg.percentiles, clip=True, out=(-1.0, 1.0), name=f.name))
             self.labels.append(lab)
             self.mask_files.append(m)
         self.cfg = cfg
