@@ -129,7 +129,7 @@ def segmentation_experiment(model: Path, dsb: Path, n: int, steps: int) -> dict:
         for arm, sets in arms_data.items():
             t = time.perf_counter()
             seg = train_segmenter([str(s) for s in sets], work / f"seg_{arm}", cfg=cfg, device="cpu", progress=False)
-            per, _ = score_arm(lambda im: seg.predict(im), test, progress=False)
+            per, _ = score_arm(seg.predict, test, progress=False)
             arms[arm] = {"per_image": per, "summary": summarize_arm(per), "seconds": round(time.perf_counter() - t)}
             print(arm, json.dumps(arms[arm]["summary"]), flush=True)
         tests = ranksum_tests(arms)

@@ -78,13 +78,18 @@ def test_label_cap_drops_what_needs_more():
 def test_objects_covered_above_threshold_dropped(ndim):
     shape = (40, 40) if ndim == 2 else (20, 40, 40)
     base = np.zeros(shape, bool)
-    big = base.copy(); big[..., 5:35, 5:20] = True
-    under = base.copy(); under[..., 10:20, 10:25] = True    # 10 of 15 columns under `big`: 2/3
-    hidden = base.copy(); hidden[..., 22:30, 8:18] = True   # 9 of 10 columns... inside big: 100 %
-    hidden[..., 22:30, 8:18] = True
-    c1 = base.copy(); c1[..., 36:40, 0:10] = True
-    c2 = base.copy(); c2[..., 36:40, 10:20] = True
-    mid = base.copy(); mid[..., 36:40, 6:14] = True         # 50 % under c1, 50 % under c2: kept
+    big = base.copy()
+    big[..., 5:35, 5:20] = True
+    under = base.copy()
+    under[..., 10:20, 10:25] = True    # 10 of 15 columns under `big`: 2/3
+    hidden = base.copy()
+    hidden[..., 22:30, 8:18] = True   # wholly inside big: 100 %
+    c1 = base.copy()
+    c1[..., 36:40, 0:10] = True
+    c2 = base.copy()
+    c2[..., 36:40, 10:20] = True
+    mid = base.copy()
+    mid[..., 36:40, 6:14] = True         # 50 % under c1, 50 % under c2: kept
     masks = [big, under, hidden, c1, c2, mid]
     colour, reason = encode.overlap_colouring(masks, drop_covered=0.7)
     assert reason.tolist() == [0, 0, 2, 0, 0, 0]

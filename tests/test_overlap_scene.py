@@ -36,9 +36,12 @@ def test_from_masks_keeps_every_object_whole(shape):
 
 
 def test_pack_layers_first_fit_and_boxes():
-    a = np.zeros((6, 6), bool); a[:3, :3] = True
-    b = np.zeros((6, 6), bool); b[2:5, 2:5] = True
-    c = np.zeros((6, 6), bool); c[4:, :2] = True   # fits in layer 0 next to a
+    a = np.zeros((6, 6), bool)
+    a[:3, :3] = True
+    b = np.zeros((6, 6), bool)
+    b[2:5, 2:5] = True
+    c = np.zeros((6, 6), bool)
+    c[4:, :2] = True   # fits in layer 0 next to a
     full = pack_layers([a, b, c])
     boxed = pack_layers([((slice(0, 3), slice(0, 3)), a[:3, :3]), ((slice(2, 5), slice(2, 5)), b[2:5, 2:5]),
                          ((slice(4, 6), slice(0, 2)), c[4:, :2])], (6, 6))
@@ -47,7 +50,8 @@ def test_pack_layers_first_fit_and_boxes():
 
 
 def test_scene_without_layers_is_unchanged():
-    lab = np.zeros((8, 8), np.uint16); lab[2:4, 2:4] = 1
+    lab = np.zeros((8, 8), np.uint16)
+    lab[2:4, 2:4] = 1
     sc = Scene(lab, np.ones((8, 8), bool), (1.0, 1.0))
     assert sc.layers is None and sc.coverage() is None
     assert np.array_equal(sc.object_mask(1), lab == 1)
@@ -96,7 +100,8 @@ def test_read_coco_polygons_overlap_and_rle(tmp_path):
     counts, cur, run = [], False, 0
     for v in rle.T.ravel():   # column-major runs, starting with background
         if v != cur:
-            counts.append(run); cur, run = v, 0
+            counts.append(run)
+            cur, run = v, 0
         run += 1
     counts.append(run)
     p = coco_file(tmp_path, [

@@ -14,8 +14,14 @@ from cellsynth.cli import main as cli_main
 from cellsynth.config import validate
 from cellsynth.errors import ConfigError, InputError
 from cellsynth.generative.diffaugment import diff_augment
-from cellsynth.generative.stylegan import (StyleGAN, StyleGANTrainConfig, load_stylegan, r1_penalty, sample_pairs,
-                                           train_stylegan)
+from cellsynth.generative.stylegan import (
+    StyleGAN,
+    StyleGANTrainConfig,
+    load_stylegan,
+    r1_penalty,
+    sample_pairs,
+    train_stylegan,
+)
 
 TINY = dict(resolution=16, batch_size=4, channel_base=64, channel_max=8, z_dim=8, w_dim=8, r1_interval=2,
             checkpoint_every=2, threads=1, steps=4)
@@ -196,4 +202,8 @@ def test_bad_inputs_one_line(pairs, tmp_path, capsys):
                                                     "--out", str(tmp_path / "g")], capsys)
     assert "truncation" in cli_error(["generate", "--preset", "nuclei2d-dsb", "--truncation", "0.5", "--out",
                                       str(tmp_path / "g")], capsys)
+    assert "cannot be created" in cli_error(["generate", "--renderer", "stylegan", "--model", str(other),
+                                             "--out", "/proc/cellsynth-x"], capsys)
+    with pytest.raises(InputError, match="cannot be created"):
+        train_stylegan(pairs / "images", pairs / "masks", "/proc/cellsynth-x", cfg, device="cpu", progress=False)
     assert not (tmp_path / "g").exists()

@@ -6,8 +6,8 @@ COCO polygons, which may overlap. Each annotation becomes one whole object of a
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 from skimage.draw import polygon as fill_polygon
@@ -57,7 +57,7 @@ def rasterise_segmentation(segmentation, shape: Sequence[int], what: str = "segm
     return mask
 
 
-def read_coco(path: str | Path, spacing: Optional[Sequence[float]] = None) -> dict[str, Scene]:
+def read_coco(path: str | Path, spacing: Sequence[float] | None = None) -> dict[str, Scene]:
     """Read a COCO instance-annotation JSON into one Scene per image, keyed by ``file_name``.
 
     Objects keep their annotation order (ids 1..N; an earlier object lies on top in

@@ -305,6 +305,9 @@ def generate_stylegan_dataset(model: str | Path, n: int, seed: int, out: str | P
         raise ConfigError(f"--n must be >= 1, got {n}")
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
+    if not np.isfinite(truncation):
+        raise ConfigError(f"--truncation {truncation}: must be a finite number")
+    check_writable(out, "output folder")
     net = load_stylegan(model)  # validated before anything is written
     settings = {"renderer": "stylegan", "model": Path(model).name, "seed": int(seed), "truncation": float(truncation),
                 "model_config": {k: net.meta.get(k) for k in ("training_data", "training", "area_range", "max_labels")}}
@@ -315,12 +318,7 @@ def generate_stylegan_dataset(model: str | Path, n: int, seed: int, out: str | P
                              f"(model, seed or truncation differ); choose another --out")
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"output folder '{out}' exists, is not empty and holds no cellsynth manifest")
-    if not np.isfinite(truncation):
-        raise ConfigError(f"--truncation {truncation}: must be a finite number")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"output folder '{out}' cannot be created ({e.strerror})") from None
+    out.mkdir(parents=True, exist_ok=True)
     for sub in ("images", "masks", RECORDS):
         remove_partials(out / sub)
     names = [sample_name(i) for i in range(n)]

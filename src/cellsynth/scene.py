@@ -5,8 +5,9 @@ positional maps, ...) are pure functions in :mod:`cellsynth.simulate.encode`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Scene:
     classes: dict[int, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
-    layers: Optional[np.ndarray] = None
+    layers: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels)
@@ -65,9 +66,9 @@ class Scene:
                                  f"got {self.layers.dtype} {self.layers.shape}")
 
     @classmethod
-    def from_masks(cls, masks: Sequence[np.ndarray], spacing: Optional[Sequence[float]] = None,
-                   classes: Optional[Sequence[str]] = None, foreground: Optional[np.ndarray] = None,
-                   params: Optional[dict] = None) -> "Scene":
+    def from_masks(cls, masks: Sequence[np.ndarray], spacing: Sequence[float] | None = None,
+                   classes: Sequence[str] | None = None, foreground: np.ndarray | None = None,
+                   params: dict | None = None) -> Scene:
         """A Scene of possibly overlapping objects, each given whole as a bool mask.
 
         Empty masks are left out; the others get ids 1..N in the order given. ``labels``
@@ -106,7 +107,7 @@ class Scene:
         return cls(labels=labels, foreground=fg, spacing=spacing, classes=names, params=dict(params or {}),
                    layers=layers if layers.shape[0] > 1 else None)
 
-    def coverage(self) -> Optional[np.ndarray]:
+    def coverage(self) -> np.ndarray | None:
         """Number of objects covering each voxel (uint8, saturating), or None when nothing overlaps.
 
         From ``layers`` when given, else from ``extras["overlap"]`` (older scenes).
@@ -157,7 +158,7 @@ def relabel_consecutive(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, ids
 
 
-def pack_layers(masks: Sequence, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+def pack_layers(masks: Sequence, shape: Sequence[int] | None = None) -> np.ndarray:
     """Stack of non-overlapping label layers holding every mask whole (first fit).
 
     Mask ``i`` gets id ``i + 1`` and goes to the first layer where it overlaps no earlier

@@ -14,7 +14,7 @@ Random numbers come from a CPU ``torch.Generator`` (seeded and checkpointed by t
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

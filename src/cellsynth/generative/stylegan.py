@@ -22,8 +22,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Iterable, Literal, Optional, Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from ..errors import ConfigError, InputError
-from ..io import list_images, read_image, read_labels
+from ..io import check_writable, list_images, read_image, read_labels
 from ..modelfolder import describe_training_data
 from ..nn.stylegan2 import Discriminator, Generator
 from ..scene import Scene
@@ -56,7 +57,7 @@ class StyleGANTrainConfig(AdversarialTrainConfig):
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.0, 0.99)
     decay_start: Annotated[float, Field(ge=0, le=1)] = 1.0   # StyleGAN2: constant learning rate
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.995
-    grad_clip: Optional[Annotated[float, Field(gt=0)]] = None
+    grad_clip: Annotated[float, Field(gt=0)] | None = None
     pool_size: Annotated[int, Field(ge=0)] = 0
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     # networks
@@ -212,7 +213,7 @@ class StyleGAN(AdversarialModel):
         return float(self.apa_state[0])
 
     @torch.no_grad()
-    def generate(self, n: int, seed: int = 0, truncation: float = 1.0, classes: Optional[Sequence[int]] = None,
+    def generate(self, n: int, seed: int = 0, truncation: float = 1.0, classes: Sequence[int] | None = None,
                  batch_size: int = 16) -> np.ndarray:
         """``n`` samples (n, C, *spatial) float32 in the model's [-1, 1] space: image channel(s), then mask.
 
@@ -263,7 +264,7 @@ class PairData:
     """Real image/mask pairs, normalised once; draws seeded batches of random crops."""
 
     def __init__(self, images: str | Path, masks: str | Path, cfg: StyleGANTrainConfig,
-                 classes_file: Optional[str | Path] = None):
+                 classes_file: str | Path | None = None):
         from ..intensity import normalize_percentile
         self.image_files = list_images(images, what="training images")
         mask_dir = Path(masks)
@@ -283,7 +284,7 @@ class PairData:
             self.mask_files.append(m)
         self.cfg = cfg
         self.class_names: list[str] = []
-        self.class_index: Optional[list[int]] = None
+        self.class_index: list[int] | None = None
         if classes_file is not None:
             self.class_names, self.class_index = read_classes(classes_file, [f.stem for f in self.image_files])
 
@@ -349,8 +350,8 @@ def model_args(cfg: StyleGANTrainConfig, n_classes: int = 0) -> dict:
                 apa_delta=cfg.ada_delta, apa_interval=cfg.ada_interval)
 
 
-def train_stylegan(images: str | Path, masks: str | Path, out: str | Path, cfg: Optional[StyleGANTrainConfig] = None,
-                   classes: Optional[str | Path] = None, steps: Optional[int] = None, device: str = "auto",
+def train_stylegan(images: str | Path, masks: str | Path, out: str | Path, cfg: StyleGANTrainConfig | None = None,
+                   classes: str | Path | None = None, steps: int | None = None, device: str = "auto",
                    resume: bool = False, progress: bool = True) -> Path:
     """Train the image + mask StyleGAN2 on real ``images`` and their instance ``masks`` (2D TIFFs).
 
@@ -363,6 +364,7 @@ def train_stylegan(images: str | Path, masks: str | Path, out: str | Path, cfg: 
     """
     cfg = cfg or StyleGANTrainConfig()
     saved = check_out(out, resume, FORMAT)
+    check_writable(out, "model folder")
     if saved is not None:
         cfg = StyleGANTrainConfig(**{**saved["train_config"], "threads": cfg.threads})
     if steps is not None:
@@ -390,7 +392,7 @@ def load_stylegan(folder: str | Path, device: str = "cpu") -> StyleGAN:
 
 
 def sample_pairs(model: StyleGAN, n: int, seed: int = 0, truncation: float = 1.0,
-                 classes: Optional[Sequence[int]] = None) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+                 classes: Sequence[int] | None = None) -> Iterable[tuple[np.ndarray, np.ndarray]]:
     """``n`` generated (image float32 in [0, 1], instance labels) pairs; masks decoded with the
     training crops' area range (Lesmes-Leon et al. 2025's filter of implausible objects)."""
     if not np.isfinite(truncation):

@@ -21,7 +21,6 @@ Equalised learning rate everywhere: weights are N(0, 1) and scaled at run time b
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -138,7 +137,7 @@ class StyledConv(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(cout))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: Optional[torch.Generator | str] = None
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Generator | str | None = None
                 ) -> torch.Tensor:
         x = self.conv(x, w)
         if noise != "none":
@@ -176,7 +175,7 @@ class MappingNetwork(nn.Module):
     def _norm(x: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)
 
-    def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = self._norm(z)
         if self.embed is not None:
             if c is None:
@@ -240,14 +239,14 @@ class Generator(nn.Module):
                 mch_prev = mch
         self.to_mask = ToOutput(mch_prev, mask_channels, w_dim, spatial_dims=sd) if mask_channels else None
 
-    def map(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation: float = 1.0) -> torch.Tensor:
+    def map(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
         """Latent z -> w, pulled toward the tracked mean w by ψ = ``truncation`` (1 = none)."""
         w = self.mapping(z, c)
         if truncation != 1.0:
             w = self.w_avg + truncation * (w - self.w_avg)
         return w
 
-    def synthesis(self, w: torch.Tensor, noise: Optional[torch.Generator | str] = None) -> torch.Tensor:
+    def synthesis(self, w: torch.Tensor, noise: torch.Generator | str | None = None) -> torch.Tensor:
         """w (B, w_dim) -> (B, image_channels + mask_channels, *spatial): image, then mask."""
         x = self.const[None].expand(len(w), *self.const.shape)
         img = feat = None
@@ -265,8 +264,8 @@ class Generator(nn.Module):
             img = torch.cat([img, self.to_mask(feat, w)], 1)
         return img
 
-    def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation: float = 1.0,
-                noise: Optional[torch.Generator | str] = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation: float = 1.0,
+                noise: torch.Generator | str | None = None) -> torch.Tensor:
         return self.synthesis(self.map(z, c, truncation), noise)
 
 
@@ -313,7 +312,7 @@ class Discriminator(nn.Module):
         y = y.reshape(-1, 1, *([1] * (x.dim() - 2))).repeat(g, 1, *x.shape[2:]).to(x.dtype)
         return torch.cat([x, y], 1)
 
-    def forward(self, x: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         x = self.from_input(x)
         for blk in self.blocks:
             skip = blk["skip"](_downsample(x))

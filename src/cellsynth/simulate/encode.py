@@ -15,7 +15,7 @@ All work for 2D (YX) and 3D (ZYX) alike; inputs are validated and bad ones raise
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -140,7 +140,7 @@ def three_class(labels: np.ndarray, centroid_radius: float = 2.0, thickness: int
 
 
 def distance_map(labels: np.ndarray, normalise: bool = False,
-                 spacing: Optional[Sequence[float]] = None) -> np.ndarray:
+                 spacing: Sequence[float] | None = None) -> np.ndarray:
     """Per-instance Euclidean distance to the nearest voxel outside the instance.
 
     Parameters
@@ -170,7 +170,7 @@ def distance_map(labels: np.ndarray, normalise: bool = False,
 
 
 def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 100.0,
-                   spacing: Optional[Sequence[float]] = None) -> np.ndarray:
+                   spacing: Sequence[float] | None = None) -> np.ndarray:
     """Positional conditioning of Eschweiler et al. 2021 eq. 1.
 
         f_pos(x) = tanh( dist(x) / α)   inside the specimen (foreground)
@@ -370,7 +370,7 @@ def gray_levels(max_labels: int) -> np.ndarray:
 
 
 def grayscale_overlap(objects, max_labels: int = 4, drop_covered: float = 0.7, touching: bool = True,
-                      rng: Optional[np.random.Generator] = None) -> tuple[np.ndarray, np.ndarray]:
+                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The single-channel encoding of overlapping instances of Lesmes-Leon et al. 2025.
 
     :func:`overlap_colouring` gives each kept object one of ``max_labels`` labels (4 for
@@ -426,7 +426,7 @@ def grayscale_overlap(objects, max_labels: int = 4, drop_covered: float = 0.7, t
 
 
 def decode_grayscale(gray: np.ndarray, max_labels: int = 4,
-                     area_range: Optional[Sequence[float]] = None) -> np.ndarray:
+                     area_range: Sequence[float] | None = None) -> np.ndarray:
     """Instances back from a gray overlap mask (:func:`grayscale_overlap`), real or generated.
 
     Each pixel takes the nearest of the ``max_labels`` gray levels (background below half
