@@ -202,6 +202,8 @@ def test_bad_inputs_one_line(pairs, tmp_path, capsys):
                                                     "--out", str(tmp_path / "g")], capsys)
     assert "truncation" in cli_error(["generate", "--preset", "nuclei2d-dsb", "--truncation", "0.5", "--out",
                                       str(tmp_path / "g")], capsys)
+    assert "one process" in cli_error(["generate", "--renderer", "stylegan", "--model", str(other), "--scheduler",
+                                       "local:2", "--out", str(tmp_path / "g")], capsys)
     assert "cannot be created" in cli_error(["generate", "--renderer", "stylegan", "--model", str(other),
                                              "--out", "/proc/cellsynth-x"], capsys)
     with pytest.raises(InputError, match="cannot be created"):

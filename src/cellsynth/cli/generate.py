@@ -101,8 +101,8 @@ def _run_stylegan(args: argparse.Namespace) -> int:
                            ("--set", args.overrides), ("--export", args.export)) if v]
     if used:
         raise ConfigError(f"{used[0]} does not apply to --renderer stylegan (it draws its own masks)")
-    if args.workers != 1:
-        raise ConfigError("--renderer stylegan runs in one process; leave --workers at 1")
+    if args.workers != 1 or args.scheduler:
+        raise ConfigError("--renderer stylegan runs in one process; leave out --workers and --scheduler")
     from ..dataset import generate_stylegan_dataset, load_manifest
     psi = 1.0 if args.truncation is None else args.truncation
     out = generate_stylegan_dataset(args.model, 10 if args.n is None else args.n, args.seed, args.out,
