@@ -479,8 +479,8 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     # 7. Mix2Real with the renderer chosen on the validation split (never on the test labels)
     report["best_renderer"] = best_renderer(report["arms"], "summary") if syn else None
     mix = best_renderer(report["arms"], "validation") if syn and val_pairs else None
-    report["mix_renderer"] = {"renderer": mix, "chosen_on": f"validation: {len(val_pairs)} annotated real "
-                                                            "training images (not the test set)"} if mix else None
+    report["mix_renderer"] = {"renderer": mix, "chosen_on": f"a validation split of {len(val_pairs)} annotated "
+                                                            "real training images (not the test set)"} if mix else None
     if real_ds is not None and mix is not None:
         stage(f"Mix2Real: real + synthetic {mix} data, {s.steps} steps")
         seg = _train([real_ds, syn[mix]], work / "seg_Mix2Real", s)
