@@ -94,3 +94,23 @@ def test_trained_segmenter_beats_untrained_and_classical(tmp_path):
 
     a_trained, a_untrained, a_classical = ap50(trained.predict), ap50(untrained.predict), ap50(classical_segment)
     assert a_trained > a_classical + 0.1 and a_trained > a_untrained + 0.5, (a_trained, a_classical, a_untrained)
+
+
+@pytest.mark.parametrize("shape, patch", [((40, 40), [32, 32]), ((12, 24, 24), [8, 16, 16])])
+def test_segmenter_training_is_reproducible(tmp_path, shape, patch):
+    """Same data and seed: the same weights (the initial weights come from the seed too)."""
+    from cellsynth.segment.unet import SegmenterConfig, train_segmenter
+
+    torch.set_num_threads(1)
+    cfg = load_config("nuclei2d-dsb" if len(shape) == 2 else "nuclei3d-celegans",
+                      overrides=[f"scene.shape={list(shape)}", "scene.placement.n_points=[2,4]",
+                                 "scene.nuclei.radius=[3,5]", "scene.placement.min_distance=8"])
+    data = generate_dataset(cfg, "sketch", 2, 0, tmp_path / "d", progress=False)
+    nets = []
+    for k, seed in enumerate((0, 0, 1)):
+        seg = train_segmenter([data], tmp_path / f"m{k}", SegmenterConfig(channels=[4, 8], patch=patch, batch_size=2,
+                                                                            steps=2, seed=seed),
+                              device="cpu", progress=False)
+        nets.append(seg.net.state_dict())
+    assert all(torch.equal(nets[0][n], nets[1][n]) for n in nets[0])
+    assert not all(torch.equal(nets[0][n], nets[2][n]) for n in nets[0])

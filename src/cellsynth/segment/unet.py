@@ -436,6 +436,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     unet_args = {"spatial_dims": ndim, "in_channels": 1, "out_channels": 3, "channels": list(cfg.channels),
                  "blocks_per_level": cfg.blocks_per_level, "time_embedding": False,
                  "strides": [list(s) for s in cfg.strides] if cfg.strides is not None else None}
+    torch.manual_seed(cfg.seed)  # before the network exists: its initial weights come from this seed
     try:
         net = build_unet(unet_args)
     except ValueError as e:
@@ -445,7 +446,6 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
             raise ConfigError(f"config key '{name}' = {val}: needs {ndim} sizes (the data are {ndim}D), "
                               f"each a multiple of {net.divisor}")
 
-    torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     images = [img for _, img, _ in pairs]
     norms = [percentile_range(img, *cfg.percentiles) for img in images]
