@@ -217,6 +217,8 @@ def test_cgan_trains_and_renders_with_alpha(tmp_path, nd):
     a = render_labels(m, lab)
     b = render_labels(m, lab, alpha=10.0)
     assert a.shape == lab.shape and np.isfinite(a).all() and not np.array_equal(a, b)  # α acts
+    t = render_labels(m, lab, tile=[16] * nd, overlap=[2] * nd, crop=[2] * nd)  # several tiles, blended
+    assert t.shape == lab.shape and np.isfinite(t).all()
 
 
 @pytest.mark.parametrize("kind", ["cgan", "cyclegan"])

@@ -346,8 +346,9 @@ class DiffusionRenderConfig(Strict):
 class CycleGANRenderConfig(Strict):
     """Mask→image with a trained CycleGAN (Eschweiler et al. 2019), see :mod:`cellsynth.generative.translate`.
 
-    ``tile`` (default: the model's training patch), ``overlap`` and ``crop`` (default: Eschweiler
-    et al. 2021's 30/30/15 voxels XYZ, capped at a fifth of the tile) are per axis, (Z)YX.
+    ``tile`` (default: the whole image up to 64·256·256 voxels, else 64×256×256 / 512² tiles),
+    ``overlap`` and ``crop`` (default: Eschweiler et al. 2021's 30/30/15 voxels XYZ, capped at a fifth
+    of the tile) are per axis, (Z)YX.
     """
 
     model: Optional[Path] = None

@@ -20,6 +20,10 @@ from .. import tiling
 from .domains import encode_mask, normalise_image, specimen_from_labels
 
 SEED001_MARGIN = {2: [30, 30], 3: [15, 30, 30]}
+# images up to this many pixels/voxels are generated in one pass by default (BatchNorm at inference
+# makes this the same computation as tiling, without the crop/overlap overhead); larger ones in tiles
+SINGLE_PASS = 64 * 256 * 256
+DEFAULT_TILE = {2: [512, 512], 3: [64, 256, 256]}
 
 
 def load_translator(folder: str | Path, device: str = "cpu", kinds: Sequence[str] = ("cgan", "cyclegan")):
@@ -36,9 +40,12 @@ def load_translator(folder: str | Path, device: str = "cpu", kinds: Sequence[str
 
 def tiling_for(model, shape: Sequence[int], tile: Optional[Sequence[int]] = None,
                overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None):
-    """Tile (default: the training patch size), overlap and crop (default Eschweiler et al. 2021, capped) per axis."""
+    """Tile, overlap and crop per axis. Default tile: the whole image up to :data:`SINGLE_PASS` voxels, else
+    :data:`DEFAULT_TILE`; default overlap and crop: Eschweiler et al. 2021's, capped at a fifth of the tile."""
     nd = len(shape)
-    tile = [int(t) for t in (tile or model.meta.get("patch_size") or tiling.DEFAULT_TILE[nd])]
+    if tile is None:
+        tile = list(shape) if np.prod(shape) <= SINGLE_PASS else DEFAULT_TILE[nd]
+    tile = [int(t) for t in tile]
     if len(tile) != nd:
         raise InputError(f"tile {tile} needs {nd} entries for a {nd}D image")
     tile = [-(-t // d) * d for t, d in zip(tile, model.divisor)]  # round up to the divisor
