@@ -193,6 +193,22 @@ def test_cyclegan_trains_renders_and_segments(tmp_path, nd):
     assert seg.shape == (1, *lab.shape) and seg.dtype == bool
 
 
+@pytest.mark.parametrize("mode", ["lsgan", "nonsaturating"])
+@pytest.mark.parametrize("nd", [2, 3])
+def test_one_step_each_gan_mode(nd, mode):
+    rng = np.random.default_rng(0)
+    batch = {k: torch.from_numpy(rng.uniform(-1, 1, (2, 1, *([16] * nd))).astype(np.float32))
+             for k in ("image", "mask", "image_pos", "mask_pos")}
+    for model in (ConditionalGAN(spatial_dims=nd, channels=(4, 8), d_channels=4, d_layers=2, gan_mode=mode),
+                  CycleGAN(spatial_dims=nd, channels=4, n_blocks=1, d_channels=4, d_layers=2, gan_mode=mode)):
+        model.setup_training(_cgan_cfg(nd, ada=True), torch.Generator().manual_seed(0), torch.device("cpu"))
+        before = [p.detach().clone() for p in model.parameters()]
+        model.set_input(batch)
+        losses = model.optimize_step()
+        assert set(losses) == set(model.loss_names) and all(np.isfinite(v) for v in losses.values())
+        assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()) if a.dim() > 1)
+
+
 def test_cyclegan_losses_finite_and_distance_weight_used(tmp_path):
     imgs, masks = _data(tmp_path, 2)
     from cellsynth.generative.domains import prepare_domains

@@ -9,6 +9,8 @@ from pathlib import Path
 DEMO = [
     ("nuclei2d-dsb", "diffusion", 2, ["render.diffusion.steps=25"]),
     ("nuclei3d-celegans", "physics", 2, ["scene.shape=[32,96,128]", "scene.placement.n_points=[10,25]"]),
+    # the same scenes rendered by the shipped 3D cGAN (Eschweiler et al. 2021, models/nuclei3d-cgan)
+    ("nuclei3d-celegans", "cgan", 2, ["scene.shape=[32,96,128]", "scene.placement.n_points=[10,25]"]),
     ("membrane3d-meristem", "physics", 2, ["scene.shape=[40,128,128]", "scene.placement.n_points=[120,160]",
                                            "scene.placement.layer_thickness=10", "scene.placement.min_distance=9"]),
     ("nuclei-golgi3d", "physics", 2, ["scene.shape=[40,160,160]", "scene.organelles.n_pairs=[8,12]"]),
@@ -20,8 +22,8 @@ DEMO = [
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="generate a small demo dataset for several presets + an overview PNG",
                        description="Generates 2 samples each of 2D nuclei (diffusion model shipped with the "
-                                   "package), 3D nuclei, 3D membranes, nucleus–Golgi and 2D membranes, and "
-                                   "writes OUT/overview.png. Rerunning resumes.")
+                                   "package), 3D nuclei (physics, and the shipped 3D cGAN), 3D membranes, "
+                                   "nucleus–Golgi and 2D membranes, and writes OUT/overview.png. Rerunning resumes.")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for preset, renderer, n, overrides in DEMO:
         cfg = load_config(preset, overrides=overrides)
-        ds = out / preset
+        ds = out / (preset if renderer != "cgan" else f"{preset}-{renderer}")
         t = time.perf_counter()
         generate_dataset(cfg, renderer, n, args.seed, ds, workers=args.workers, progress=not args.no_progress)
         samples = [(img, lab) for _, img, lab in iter_dataset(ds)]
