@@ -18,8 +18,10 @@ from scipy import ndimage as ndi
 from ..errors import InputError
 from .classical import finish_labels
 
-# Rosa et al.'s settings, applied where the user's config leaves a key unset
-DEFAULTS = {"mask_encoding": "classes", "class_weights": {"golgi": 3.5}, "cycle_weighting": "plain"}
+# Rosa et al.'s settings, applied where the user's config leaves a key unset (the Golgi weight only
+# for presets whose scenes have a Golgi class, i.e. kind "organelles")
+DEFAULTS = {"mask_encoding": "classes", "cycle_weighting": "plain"}
+GOLGI_WEIGHT = {"golgi": 3.5}
 
 
 def train_cyclegan_segmenter(images: str | Path, preset: str, out: str | Path, config: Optional[dict] = None,
@@ -28,11 +30,15 @@ def train_cyclegan_segmenter(images: str | Path, preset: str, out: str | Path, c
     """Train the self-supervised segmenter on real ``images`` and scenes simulated from ``preset``.
 
     ``config``: :class:`~cellsynth.generative.cyclegan.CycleGANTrainConfig` keys; :data:`DEFAULTS`
-    fill what it leaves out (class-per-channel masks, Golgi weight 3.5, plain cycle L1).
+    fill what it leaves out (class-per-channel masks, plain cycle L1, and Golgi weight 3.5 for
+    nucleus–Golgi presets).
     """
-    from ..config import validate
+    from ..config import load_config, validate
     from ..generative.cyclegan import CycleGANTrainConfig, train_cyclegan
-    cfg = validate(CycleGANTrainConfig, {**DEFAULTS, **(config or {})}, prefix="")
+    defaults = dict(DEFAULTS)
+    if load_config(preset).scene.kind == "organelles":
+        defaults["class_weights"] = GOLGI_WEIGHT
+    cfg = validate(CycleGANTrainConfig, {**defaults, **(config or {})}, prefix="")
     return train_cyclegan(images, out, cfg, preset=preset, steps=steps, device=device, resume=resume,
                           progress=progress)
 
