@@ -33,3 +33,23 @@ def test_reader_gets_spacing_3d(datasets, tmp_path):
     assert img.shape[1:] == seg.shape[1:] and img.shape[1] == 16
     assert list(props["spacing"]) == list(sprops["spacing"]) == [0.5, 0.25, 0.25]
     assert set(int(v) for v in __import__("numpy").unique(seg)) <= {0, 1, 2}
+
+
+def test_plan_and_preprocess_3d(datasets, tmp_path):
+    """nnU-Net's own fingerprint, planner and preprocessor run on the 3D export (the README's path)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {**os.environ, **{k: str(tmp_path / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")},
+           "OMP_NUM_THREADS": "1"}
+    cellsynth("export", "--in", datasets[3], "--format", "nnunet", "--out", env["nnUNet_raw"],
+              "--dataset-id", 503, "--no-progress")
+    r = subprocess.run([str(Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"), "-d", "503",
+                        "--verify_dataset_integrity", "-c", "3d_fullres", "-np", "1"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pp = Path(env["nnUNet_preprocessed"]) / "Dataset503_Ds3"
+    plans = json.loads((pp / "nnUNetPlans.json").read_text())
+    assert plans["configurations"]["3d_fullres"]["spacing"] == [0.5, 0.25, 0.25]
+    assert len(list((pp / "nnUNetPlans_3d_fullres").glob("*.b2nd")) or
+               list((pp / "nnUNetPlans_3d_fullres").glob("*.npz"))) >= 2
