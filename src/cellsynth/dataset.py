@@ -4,6 +4,7 @@ Layout (StarDist's, and ``../shared/data``'s)::
 
     DATASET/images/<name>.tif     rendered image
     DATASET/masks/<name>.tif      instance labels (uint16; uint32 past 65535 objects)
+    DATASET/layers/<name>.tif     where objects overlap: every object whole, (L, (Z)YX) label layers
     DATASET/manifest.json         per sample: seed, preset, renderer, model, parameters, spacing
     DATASET/.cellsynth/<name>.json  per-sample record (assembled into the manifest)
 
@@ -107,6 +108,8 @@ class _Job:
             _copy_atomic(self.labels_files[i], mask_path)  # user's masks pass through unchanged
         else:
             write_tiff(mask_path, scene.labels, scene.spacing)
+            if scene.layers is not None:  # overlapping objects kept whole (Scene.layers), same ids
+                write_tiff(self.out / "layers" / f"{name}.tif", scene.layers)
         if self.labels_files is None and self.renderer_name is None:
             write_tiff(self.out / "foreground" / f"{name}.tif", scene.foreground.astype(np.uint8), scene.spacing)
         record = {
@@ -114,6 +117,7 @@ class _Job:
             "renderer": self.renderer_name, "model": _model_of(r),
             "source": str(self.labels_files[i]) if self.labels_files is not None else "simulated",
             "shape": list(scene.shape), "spacing": list(scene.spacing), "n_objects": scene.n_objects,
+            "layers": None if scene.layers is None else int(len(scene.layers)),
             "classes": {str(k): v for k, v in scene.classes.items()},
             "scene_params": scene.params,
             "render_params": r.describe() if r is not None else None,
@@ -241,7 +245,7 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"output folder '{out}' exists, is not empty and holds no cellsynth manifest")
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("images", "masks", RECORDS, "foreground"):
+    for sub in ("images", "masks", RECORDS, "foreground", "layers"):
         remove_partials(out / sub)
     names = [job.name(i) for i in range(n)]
     manifest = {"format": MANIFEST_FORMAT, "cellsynth": __version__, "settings": settings,
@@ -284,7 +288,7 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
                     bar.update(1)
     finally:
         bar.close()
-    for sub in ("images", "masks", RECORDS, "foreground"):
+    for sub in ("images", "masks", RECORDS, "foreground", "layers"):
         remove_partials(out / sub)  # what a task killed mid-write left (its retry wrote the file again)
     manifest["samples"] = [read_json(out / RECORDS / f"{nm}.json") for nm in names]
     manifest["complete"] = True

@@ -269,7 +269,8 @@ class PairData:
         self.image_files = list_images(images, what="training images")
         mask_dir = Path(masks)
         self.mask_files = []
-        self.images, self.labels = [], []
+        self.images, self.labels, self.layers = [], [], []
+        layers_dir = mask_dir.parent / "layers"  # a cellsynth dataset of overlapping objects keeps them whole
         for f in self.image_files:
             m = next((mask_dir / (f.stem + s) for s in (".tif", ".tiff") if (mask_dir / (f.stem + s)).is_file()), None)
             if m is None:
@@ -282,6 +283,15 @@ class PairData:
             self.images.append(normalize_percentile(img, *cfg.percentiles, clip=True, out=(-1.0, 1.0), name=f.name))
             self.labels.append(lab)
             self.mask_files.append(m)
+            lay = layers_dir / m.name
+            if lay.is_file():
+                layers = read_labels(lay)
+                layers = layers[None] if layers.ndim == 2 else layers   # one layer: the reader squeezed it
+                if layers.shape[1:] != lab.shape:
+                    raise InputError(f"layers '{lay}' have shape {layers.shape}; its mask has {lab.shape}")
+                self.layers.append(layers)
+            else:
+                self.layers.append(None)
         self.cfg = cfg
         self.class_names: list[str] = []
         self.class_index: list[int] | None = None
@@ -289,27 +299,33 @@ class PairData:
             self.class_names, self.class_index = read_classes(classes_file, [f.stem for f in self.image_files])
 
     def crop(self, i: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A random ``resolution``² crop of pair i (padded with background where the image is smaller)."""
+        """A random ``resolution``² crop of pair i (padded with background where the image is smaller):
+        (image, objects) with objects the instance labels, or the (L, r, r) layers where given."""
         r = self.cfg.resolution
-        img, lab = self.images[i], self.labels[i]
+        img = self.images[i]
+        lab = self.labels[i][None] if self.layers[i] is None else self.layers[i]
         pad = [(0, max(0, r - s)) for s in img.shape]
         if any(p[1] for p in pad):
-            img, lab = np.pad(img, pad, constant_values=-1.0), np.pad(lab, pad)
+            img, lab = np.pad(img, pad, constant_values=-1.0), np.pad(lab, [(0, 0)] + pad)
         y, x = (int(rng.integers(0, s - r + 1)) for s in img.shape)
-        img, lab = img[y:y + r, x:x + r], lab[y:y + r, x:x + r]
+        img, lab = img[y:y + r, x:x + r], lab[:, y:y + r, x:x + r]
         if self.cfg.mirror:
             k, flip = int(rng.integers(4)), bool(rng.integers(2))
-            img, lab = np.rot90(img, k), np.rot90(lab, k)
+            img, lab = np.rot90(img, k), np.rot90(lab, k, axes=(1, 2))
             if flip:
-                img, lab = img[:, ::-1], lab[:, ::-1]
-        return np.ascontiguousarray(img), np.ascontiguousarray(lab)
+                img, lab = img[:, ::-1], lab[:, :, ::-1]
+        lab = np.ascontiguousarray(lab)
+        return np.ascontiguousarray(img), (lab[0] if self.layers[i] is None else lab)
 
-    def encode(self, lab: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The crop's grayscale overlap mask scaled to [-1, 1] (levels shuffled by ``rng``)."""
-        if not lab.any():
-            return -np.ones(lab.shape, np.float32)
-        gray, _ = encode.grayscale_overlap(Scene(lab, np.ones(lab.shape, bool), (1.0, 1.0)),
-                                           self.cfg.max_labels, self.cfg.drop_covered, rng=rng)
+    def encode(self, objects: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A crop's grayscale overlap mask scaled to [-1, 1] (levels shuffled by ``rng``); ``objects``
+        are instance labels (Y, X) or label layers (L, Y, X)."""
+        if not objects.any():
+            return -np.ones(objects.shape[-2:], np.float32)
+        visible = objects if objects.ndim == 2 else objects.max(0)
+        scene = Scene(visible, np.ones(visible.shape, bool), (1.0, 1.0),
+                      layers=objects if objects.ndim == 3 else None)
+        gray, _ = encode.grayscale_overlap(scene, self.cfg.max_labels, self.cfg.drop_covered, rng=rng)
         return gray.astype(np.float32) / 127.5 - 1
 
     def sampler(self):
@@ -331,7 +347,7 @@ class PairData:
     def area_range(self, n_crops: int = 256, seed: int = 0) -> tuple[float, float]:
         """The object-area range (``area_quantiles``) of real crops: what decoded objects may measure."""
         rng = np.random.default_rng(seed)
-        crops = [self.crop(int(rng.integers(len(self.labels))), rng)[1] for _ in range(n_crops)]
+        crops = [self.crop(int(rng.integers(len(self.images))), rng)[1] for _ in range(n_crops)]
         crops = [encode.decode_grayscale(self.encode(c, rng) * 127.5 + 127.5, self.cfg.max_labels) for c in crops]
         try:
             return encode.area_range(crops, self.cfg.area_quantiles)
