@@ -14,6 +14,15 @@ import tifffile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def plugins():
+    """What napari does at start-up: discover installed npe2 plugins (cellsynth's entry point)."""
+    from npe2 import PluginManager
+    pm = PluginManager.instance()
+    pm.discover()
+    assert pm.get_manifest("cellsynth").name == "cellsynth"
+
+
 def test_npe2_validate_with_imports():
     npe2 = Path(sys.executable).parent / "npe2"
     r = subprocess.run([str(npe2), "validate", "cellsynth", "--imports"], capture_output=True, text=True)

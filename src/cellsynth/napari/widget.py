@@ -1,5 +1,8 @@
-"""Dock widget: pick a preset, edit its main parameters, simulate and render into layers."""
-from __future__ import annotations
+"""Dock widget: pick a preset, edit its main parameters, simulate and render into layers.
+
+No ``from __future__ import annotations`` here: magicgui reads the return annotation at
+definition time to add the returned layers to the viewer.
+"""
 
 from ..config import list_presets, load_config
 from ..errors import ConfigError, InputError
