@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from cellsynth.cli import main
 from cellsynth.errors import ConfigError, InputError
@@ -77,7 +78,10 @@ def test_cellpose_slices_3d(tmp_path, rng):
     # isotropic: z (8 planes at 2 µm) becomes 32 at 0.5 µm; XZ planes are 32 x 40
     xz = [tifffile.imread(m) for m in masks if "_xz" in m.name]
     assert xz and all(m.shape == (32, 40) for m in xz)
-    assert all(len(np.unique(tifffile.imread(m))) - 1 >= 2 for m in masks)
+    for m in masks:  # at least min_masks objects, numbered 1..N, each one connected piece
+        lb = tifffile.imread(m)
+        assert lb.max() >= 2 and set(np.unique(lb)) == set(range(lb.max() + 1))
+        assert all(ndi.label(lb == i)[1] == 1 for i in range(1, lb.max() + 1))
     for m in masks:
         assert (sl / m.name.replace("_masks", "")).is_file()
     write_tiff(tmp_path / "d2" / "images" / "a.tif", lab[3])

@@ -4,7 +4,8 @@ Cellpose's ``io.load_train_test_data(train, test, mask_filter="_masks")`` reads 
 folders as they are (Stringer et al. 2021). A 3D dataset is written as stacks; with
 ``slices`` it is also cut into XY, XZ and YZ planes of a volume resampled to isotropic
 voxels (in-plane pixel size), in ``train_slices/`` and ``test_slices/``, dropping planes
-with fewer than ``min_masks`` objects — the way Cellpose trains its 2D network for 3D.
+with fewer than ``min_masks`` objects — the way Cellpose trains its 2D network for 3D. In
+a plane, each connected piece of an object is its own mask (labels renumbered 1..N).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 from ..errors import ConfigError
 from ..io import write_tiff
@@ -81,7 +83,9 @@ def _write_slices(s: Sample, folder: Path, load, min_masks: int) -> int:
     n = 0
     for axis in AXES:
         for (i, im2), (_, lb2) in zip(planes(img, axis), planes(lab, axis)):
-            if len(np.unique(lb2[lb2 > 0])) < min_masks:
+            # a plane can cut a curved object in two: each piece is its own mask in 2D
+            lb2 = measure.label(lb2, background=0, connectivity=1).astype(np.uint16)
+            if lb2.max() < min_masks:
                 continue
             stem = f"{s.name}_{axis}{i:04d}"
             write_missing(folder / f"{stem}_masks.tif", lambda p: write_tiff(p, lb2, (pix, pix)))
