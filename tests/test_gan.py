@@ -367,3 +367,24 @@ def test_cyclegan_segmenter_cli(tmp_path, capsys):
     assert (lab > 0).sum() == (cls.max(0) > 0).sum()
     rc = main(["segment", "train", "--method", "cyclegan", "--images", str(imgs), "--out", str(tmp_path / "x")])
     assert rc == 2 and "--preset" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_cli_cyclegan_2d_train_and_generate(tmp_path, capsys):
+    from cellsynth.cli import main
+    imgs, masks = _data(tmp_path, 2)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("channels: 4\nn_blocks: 1\nd_channels: 4\nd_layers: 2\npatch_size: [16, 16]\n")
+    rc = main(["train", "cyclegan", "--images", str(imgs), "--masks", str(masks), "--out", str(tmp_path / "m"),
+               "--config", str(cfg), "--steps", "1", "--device", "cpu", "--no-progress"])
+    assert rc == 0
+    rc = main(["generate", "--labels", str(masks), "--renderer", "cyclegan", "--model", str(tmp_path / "m"),
+               "--set", "render.cyclegan.tile=[16,16]", "--set", "render.cyclegan.crop=[2,2]",
+               "--set", "render.cyclegan.overlap=[2,2]", "--out", str(tmp_path / "ds"), "--no-progress"])
+    assert rc == 0
+    img = tifffile.imread(tmp_path / "ds" / "images" / "v1.tif")
+    assert img.shape == SHAPES[2] and np.isfinite(img).all() and 0 <= img.min() <= img.max() <= 1
+    rc = main(["generate", "--preset", "nuclei3d-celegans", "--renderer", "cyclegan", "--model",
+               str(tmp_path / "m"), "--n", "1", "--out", str(tmp_path / "bad"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "scenes are 3D but the cyclegan renderer's model" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -232,7 +232,13 @@ def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], see
         if workers > 1:
             raise ConfigError("give --workers or --scheduler, not both")
     job = _Job(cfg, renderer, seed, out, labels_files, threads=None)
-    job.renderer()  # builds (and validates, e.g. loads the model) before anything is written
+    r = job.renderer()  # builds (and validates, e.g. loads the model) before anything is written
+    model_dims = getattr(r, "spatial_dims", None)  # learned renderers are 2D or 3D
+    if model_dims is not None:
+        scene_dims = read_labels(labels_files[0]).ndim if labels_files else len(cfg.scene.shape)
+        if scene_dims != model_dims:
+            raise InputError(f"the scenes are {scene_dims}D but the {renderer} renderer's model "
+                             f"'{getattr(r, 'model_path', '')}' is {model_dims}D")
     check_writable(out, "output folder")
 
     settings = _settings(cfg, renderer, seed, Path(labels_dir) if labels_dir else None)

@@ -62,6 +62,11 @@ class DiffusionRenderer:
         from .sketch import sketch
         return sketch(scene, self.sketch_cfg.model_copy(update={"sigma": 0.0}), rng)
 
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the scenes this renderer's model can render."""
+        return self.model.ndim
+
     def render(self, scene: Scene, rng: np.random.Generator) -> np.ndarray:
         from ..generative.diffusion import sdedit
         if scene.ndim != self.model.ndim:

@@ -41,6 +41,11 @@ class GANRenderer:
         from ..modelfolder import resolve_device
         self.model = load_translator(self.model_path, device=resolve_device(self.cfg.device), kinds=(kind,))
 
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the scenes this renderer's model can render."""
+        return self.model.spatial_dims
+
     def render(self, scene: Scene, rng: np.random.Generator) -> np.ndarray:
         from ..generative.translate import render_labels
         if scene.ndim != self.model.spatial_dims:
