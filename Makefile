@@ -29,11 +29,12 @@ clean:
 # ---- ecosystem proofs: each consumer's own code, in its own environment (large; not part of `make test`).
 # The exports are made by this checkout's cellsynth in $(VENV); each consumer env holds only the consumer.
 # torch is pinned in the same pip call wherever a consumer depends on it (see ECOSYSTEM.md: torchvision trap).
-ECO_ENVS := cellpose stardist nnunet light napari
+ECO_ENVS := cellpose stardist nnunet light napari bioimageio
 ECO_PKGS_cellpose := "$(TORCH_SPEC)" "cellpose>=3.1,<3.2" "numpy<2.1"
 ECO_PKGS_stardist := "tensorflow-cpu>=2.16" "stardist==0.9.2" "csbdeep==0.8.2"
 ECO_PKGS_nnunet := "$(TORCH_SPEC)" "nnunetv2>=2.5,<2.9"
 ECO_PKGS_light := "py-ctcmetrics>=1.3" "ome-zarr>=0.10" "ome-zarr-models"
+ECO_PKGS_bioimageio := "$(TORCH_SPEC)" "bioimageio.core>=0.11,<0.12" "bioimageio.spec>=0.5.12" "pydantic<2.14"
 # the napari plugin is cellsynth itself: this env holds cellsynth (editable) + napari + Qt
 ECO_PKGS_napari := "$(TORCH_SPEC)" -e ".[napari]" "npe2>=0.7"
 

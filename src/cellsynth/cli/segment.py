@@ -1,4 +1,4 @@
-"""``cellsynth segment train|predict``: the 3-class U-Net segmenter and the classical baseline."""
+"""``cellsynth segment train|predict|export``: the 3-class U-Net segmenter and the classical baseline."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +17,7 @@ the word `classical` for the training-free baseline (Gaussian + Otsu + distance 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("segment", help="train / apply an instance segmenter (U-Net or classical)",
                               description="Train and apply instance segmenters.")
-    sub = p.add_subparsers(dest="segment_command", metavar="{train,predict}")
+    sub = p.add_subparsers(dest="segment_command", metavar="{train,predict,export}")
     sub.required = True
 
     t = sub.add_parser("train", help="train a 3-class U-Net segmenter", description=TRAIN_HELP,
@@ -64,14 +64,33 @@ def add_parser(subparsers) -> None:
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=run)
 
+    e = sub.add_parser("export", help="export a trained U-Net segmenter for another platform",
+                       description="Write a trained U-Net segmenter (segment train output) as a BioImage Model "
+                                   "Zoo package (model spec 0.5: TorchScript class probabilities, scale_range "
+                                   "preprocessing, test tensors; the seeded watershed documented in its README).")
+    e.add_argument("--model", required=True, metavar="SEG", help="segmenter folder")
+    e.add_argument("--format", required=True, choices=["bioimageio"])
+    e.add_argument("--out", required=True, metavar="ZIP", help="package to write (.zip)")
+    e.add_argument("--test-image", metavar="TIF", help="image for the test tensors (default: a simulated scene)")
+    e.set_defaults(func=run)
+
 
 def run(args) -> int:
-    if args.threads:
+    if getattr(args, "threads", None):
         import torch
         torch.set_num_threads(args.threads)
     if args.segment_command == "train":
         return _train(args)
+    if args.segment_command == "export":
+        return _export(args)
     return _predict(args)
+
+
+def _export(args) -> int:
+    from ..segment.bioimageio import export_bioimageio
+    out = export_bioimageio(args.model, args.out, test_image=args.test_image)
+    print(f"BioImage Model Zoo package -> {out}")
+    return 0
 
 
 def _train(args) -> int:
