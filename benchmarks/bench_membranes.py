@@ -4,7 +4,7 @@
 are made first — by default from the ``membrane3d-meristem`` preset with A's
 ``make_foreground``/``place_points``, or ``--scene ellipsoid`` (ellipsoid + uniform points,
 no other module needed) — and saved; then a fresh worker process loads them and runs
-``tessellate`` + ``membrane_mask`` alone, so its peak RSS is that of the tessellation
+``tessellate`` + the membrane mask (``encode.boundaries``) alone, so its peak RSS is that of the tessellation
 (plus the interpreter, numpy and scipy). CellSynthesis' voxel loop: 80 s, 11.7 GB.
 Target: <= 10 s, <= 1.5 GB on 2 cores.
 
@@ -62,7 +62,8 @@ def vm_hwm_mb() -> float:
 
 def worker(path: str, seed: int) -> int:
     from cellsynth.config import MembraneConfig
-    from cellsynth.simulate.membranes import membrane_mask, tessellate
+    from cellsynth.simulate.encode import boundaries
+    from cellsynth.simulate.membranes import tessellate
     d = np.load(path)
     fg, pts = d["fg"], d["pts"]
     cfg = MembraneConfig(**json.loads(str(d["cfg"])))
@@ -70,11 +71,11 @@ def worker(path: str, seed: int) -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     labels = tessellate(fg, pts, cfg, np.random.default_rng(seed))
     t1, c1 = time.perf_counter(), time.process_time()
-    wall = membrane_mask(labels, thickness=cfg.wall_thickness)
+    wall = boundaries(labels, cfg.wall_thickness)
     t2 = time.perf_counter()
     print(json.dumps({"cells": int(labels.max()), "tessellate_s": round(t1 - t0, 2),
                       "tessellate_cpu_s": round(c1 - c0, 2), "load_avg_1min": os.getloadavg()[0],
-                      "membrane_mask_s": round(t2 - t1, 2), "rss_before_mb": round(rss0, 1),
+                      "boundaries_s": round(t2 - t1, 2), "rss_before_mb": round(rss0, 1),
                       "peak_rss_mb": round(vm_hwm_mb(), 1),
                       "membrane_fraction": round(float(wall.mean()), 4)}))
     return 0

@@ -40,12 +40,8 @@ PERFORMANCE_ONLY = {
 # `renderer` picks the renderer of `cellsynth generate` when --renderer is not given; it changes
 # no renderer's output, so it is tested on its own (test_renderer_key_selects_the_renderer).
 SELECTS_RENDERER = {"renderer"}
-# Pending: validated and written to manifests but read by nothing today; the membrane-width
-# decision (one key for the scene's masks and the renderers) is being made in another change.
-PENDING = {
-    "scene.membranes.wall_thickness",
-    "scene.membranes.border",
-}
+# Pending: keys that act only after another change lands (none today).
+PENDING: set[str] = set()
 # Keys that act only in 3D: walked on the 3D presets only.
 ONLY_3D = {
     "render.physics.attenuation_um",  # attenuation along z
@@ -146,8 +142,9 @@ def _context(key: str, ndim: int, data: dict) -> dict:
         "render.sketch.sigma_by_spacing": {"scene": {"spacing": [1.0, 0.5] if ndim == 2 else [1.0, 0.5, 0.5]}},
         "scene.membranes.connected": {"scene": {"membranes": {"gamma": [0.2, 5.0]}, "foreground": {"method": "full"},
                                                 "placement": {"method": "uniform", "n_points": [80, 100]}}},
-        "render.sketch.membrane_width": {"render": {"sketch": {"membrane_classes": ["cell"]}}},
-        "render.physics.membrane_width": {"render": {"physics": {"membrane_classes": ["cell"]}}},
+        # the membrane width acts where the renderers draw cells as walls
+        "scene.membranes.wall_thickness": {"render": {"sketch": {"membrane_classes": ["cell"]},
+                                                      "physics": {"membrane_classes": ["cell"]}}},
         "render.diffusion.background": {"render": {"diffusion": {"match_intensities": True}}},
         "render.cgan.overlap": {"render": {"cgan": {"tile": [16, 16]}}},
         "render.cgan.crop": {"render": {"cgan": {"tile": [16, 16]}}},

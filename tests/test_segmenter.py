@@ -13,9 +13,10 @@ from skimage.morphology import ball
 
 from cellsynth.cli import main
 from cellsynth.errors import ConfigError
+from cellsynth.simulate import encode
 from cellsynth.segment.augment import AugmentConfig, augment_pair
 from cellsynth.segment.unet import (SegmenterConfig, instances_from_probabilities, load_segmenter,
-                                          TOUCHING, read_training_pairs, three_class_target,
+                                          TOUCHING, read_training_pairs,
                                           train_segmenter, training_target)
 from cellsynth.io import write_tiff
 from cellsynth.errors import InputError
@@ -64,11 +65,11 @@ def _write_dataset(root: Path, rng, n=3, shape=(40, 48), dtype=np.uint16):
 
 
 # --------------------------------------------------------------------------- encoding
-def test_three_class_target_hand_made():
+def test_segmenter_three_class_target_hand_made():
     lab = np.zeros((7, 9), np.uint16)
     lab[1:6, 1:5] = 1
     lab[1:6, 5:8] = 2
-    t = three_class_target(lab)
+    t = encode.three_class(lab, centroid_radius=None)
     expected = np.array([
         [0, 0, 0, 0, 0, 0, 0, 0, 0],
         [0, 1, 1, 1, 1, 1, 1, 1, 0],
@@ -85,16 +86,16 @@ def test_training_target_marks_touching_boundaries():
     lab[1:6, 1:5] = 1
     lab[1:6, 5:8] = 2
     t = training_target(lab)
-    three = three_class_target(lab)
+    three = encode.three_class(lab, centroid_radius=None)
     touching = t == TOUCHING
     assert touching[1:6, 4:6].all() and touching.sum() == 10  # the two columns at the contact
     np.testing.assert_array_equal(np.where(touching, 1, t), three)
 
 
-def test_three_class_target_3d():
+def test_segmenter_three_class_target_3d():
     lab = np.zeros((5, 5, 5), np.uint16)
     lab[1:4, 1:4, 1:4] = 3
-    t = three_class_target(lab)
+    t = encode.three_class(lab, centroid_radius=None)
     assert t[2, 2, 2] == 2 and (t == 2).sum() == 1
     assert (t == 1).sum() == 26 and (t[lab == 0] == 0).all()
 
@@ -102,7 +103,7 @@ def test_three_class_target_3d():
 # --------------------------------------------------------------------------- watershed
 def test_watershed_from_perfect_probabilities_2d():
     lab = _touching_2d()
-    out = instances_from_probabilities(_onehot(three_class_target(lab)))
+    out = instances_from_probabilities(_onehot(encode.three_class(lab, centroid_radius=None)))
     assert out.max() == 4
     assert _same_partition(out, lab)
 
@@ -112,15 +113,15 @@ def test_watershed_from_perfect_probabilities_3d():
     lab[3:12, 3:12, 3:12] = 1
     lab[3:12, 12:20, 3:12] = 2     # touching face
     lab[4:10, 4:10, 15:21] = 3
-    out = instances_from_probabilities(_onehot(three_class_target(lab)), flood="distance")
+    out = instances_from_probabilities(_onehot(encode.three_class(lab, centroid_radius=None)), flood="distance")
     assert _same_partition(out, lab)
-    out = instances_from_probabilities(_onehot(three_class_target(lab)))
+    out = instances_from_probabilities(_onehot(encode.three_class(lab, centroid_radius=None)))
     assert _same_partition(out, lab)
 
 
 def test_watershed_min_size_removes_specks():
     lab = _touching_2d()
-    out = instances_from_probabilities(_onehot(three_class_target(lab)), min_size=20)
+    out = instances_from_probabilities(_onehot(encode.three_class(lab, centroid_radius=None)), min_size=20)
     assert out.max() == 3  # the 4×4 object is gone
     assert out[24, 6] == 0
 

@@ -10,7 +10,8 @@ from cellsynth.config import MembraneConfig
 from cellsynth.errors import InputError
 from cellsynth.scene import relabel_consecutive
 from cellsynth.simulate import membranes
-from cellsynth.simulate.membranes import membrane_mask, tessellate
+from cellsynth.simulate.encode import boundaries
+from cellsynth.simulate.membranes import tessellate
 
 
 @pytest.fixture
@@ -133,28 +134,39 @@ def test_empty_foreground_and_errors(rng):
 
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("t", [1, 2, 3, 4])
-def test_membrane_thickness(ndim, t):
+def test_wall_thickness_counts_voxels_per_side(ndim, t):
+    """The one width convention: t voxels on each side of an interface, 2t per wall between cells."""
     shape = (32,) * ndim
     lab = np.ones(shape, np.uint16)
     lab[..., 16:] = 2  # one flat wall between x = 15 and x = 16
-    wall = membrane_mask(lab, thickness=t)
+    wall = boundaries(lab, t)
     cols = np.flatnonzero(wall.reshape(-1, 32).any(0))
-    assert len(cols) == t and cols.min() <= 16 <= cols.max() + 1
+    assert cols.tolist() == list(range(16 - t, 16 + t))
     assert wall.reshape(-1, 32)[:, cols].all()  # the whole plane is covered
-    assert not membrane_mask(np.ones(shape, np.uint16)).any()
+    assert not boundaries(np.ones(shape, np.uint16), t).any()
 
 
-def test_membrane_border_and_inside():
-    lab = np.zeros((20, 20), np.uint16)
-    lab[5:15, 5:10] = 1
-    lab[5:15, 10:15] = 2
-    inner = membrane_mask(lab, 1)
-    both = membrane_mask(lab, 1, border=True)
-    assert inner.sum() == 10 and not (inner & (lab == 0)).any()
-    ring = lab > 0
-    ring &= ~ndimage.binary_erosion(ring)
-    assert (both == (inner | ring)).all()
-    with pytest.raises(InputError):
-        membrane_mask(lab.astype(float))
-    with pytest.raises(InputError):
-        membrane_mask(lab, 0)
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_wall_thickness_acts_in_the_rendered_membranes(ndim):
+    """scene.membranes.wall_thickness is the one membrane width: scene and renderers agree."""
+    from cellsynth.config import load_config
+    from cellsynth.render import make_renderer
+    from cellsynth.simulate import simulate_scene
+
+    preset = "membrane2d-arabidopsis" if ndim == 2 else "membrane3d-meristem"
+    shape = [64, 64] if ndim == 2 else [16, 48, 48]
+    sketch = []
+    for t in (1, 2):
+        cfg = load_config(preset, overrides=[f"scene.shape={shape}", "scene.placement.n_points=[8,10]",
+                                             "scene.placement.min_distance=6", "scene.foreground.method=full",
+                                             "scene.placement.method=uniform",
+                                             f"scene.membranes.wall_thickness={t}",
+                                             "render.sketch.sigma=0", "render.sketch.decay_strength=0"])
+        scene = simulate_scene(cfg.scene, np.random.default_rng(0))
+        assert scene.wall_thickness == t
+        img = make_renderer("sketch", cfg.render).render(scene, np.random.default_rng(1))
+        lit = img > img.min()
+        # the lit voxels are exactly the cells' walls of that width
+        np.testing.assert_array_equal(lit, boundaries(scene.labels, t))
+        sketch.append(lit.sum())
+    assert sketch[1] > sketch[0]

@@ -154,14 +154,15 @@ class MembraneConfig(Strict):
     """Weighted Voronoi membranes (Eschweiler et al. 2021 eq. 3): dist / γ_j bends the walls.
 
     gamma: range of the per-cell weights γ_j (drawn uniformly); (1, 1) = plain Voronoi
-    (Eschweiler et al. 2019). wall_thickness: membrane width in voxels. border: also draw a membrane
-    along the specimen surface. connected: merge the rare stray fragments of a
+    (Eschweiler et al. 2019). wall_thickness: membrane width in voxels per side of each interface
+    (:func:`cellsynth.simulate.encode.boundaries`: a wall between two cells is 2 × wall_thickness,
+    the specimen surface wall_thickness); the renderers draw the walls of their
+    ``membrane_classes`` this thick, so image and derived membrane masks agree. connected: merge the rare stray fragments of a
     multiplicatively weighted cell into its main neighbour (one region per label).
     """
 
     gamma: Range = (0.8, 1.2)
     wall_thickness: Annotated[int, Field(ge=1)] = 1
-    border: bool = False
     connected: bool = True
 
     @field_validator("gamma")
@@ -252,9 +253,8 @@ class SketchConfig(Strict):
     nucleolus_intensity: Fraction = 0.5
     # intensity factor per class name, e.g. {"golgi": 1.5}; results are clipped to [0, 1]
     class_intensity: dict[str, NonNegFloat] = {}
-    # objects of these classes are drawn as walls (membranes) membrane_width px thick per side
+    # objects of these classes are drawn as walls (membranes), scene.membranes.wall_thickness px per side
     membrane_classes: list[str] = ["cell"]
-    membrane_width: Annotated[int, Field(ge=1)] = 1
     # Gaussian blur σ in px (Eschweiler et al. 2024: σ = 1); anisotropic: σ_axis = σ·min(spacing)/spacing_axis
     sigma: NonNegFloat = 1.0
     sigma_by_spacing: bool = False
@@ -284,9 +284,9 @@ class PhysicsConfig(Strict):
     photons: tuple[NonNegFloat, NonNegFloat] = (100.0, 400.0)
     # brightness factor per class name, e.g. {"golgi": 2.0}
     class_brightness: dict[str, NonNegFloat] = {}
-    # objects of these classes emit from their walls only (membrane stain), membrane_width px per side
+    # objects of these classes emit from their walls only (membrane stain),
+    # scene.membranes.wall_thickness px per side
     membrane_classes: list[str] = ["cell"]
-    membrane_width: Annotated[int, Field(ge=1)] = 1
     # uniform background photons per voxel (everywhere)
     background_photons: NonNegFloat = 10.0
     # autofluorescence inside the specimen (foreground), as a fraction of the mean object photons

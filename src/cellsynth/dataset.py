@@ -153,7 +153,8 @@ def scene_from_labels(path: Path, cfg: Config) -> Scene:
     ids = np.unique(labels)
     ids = ids[ids > 0]
     return Scene(labels=labels, foreground=np.ones(labels.shape, bool), spacing=spacing,
-                 classes={int(k): "object" for k in ids}, params={"source": str(path)})
+                 classes={int(k): "object" for k in ids}, params={"source": str(path)},
+                 wall_thickness=cfg.scene.membranes.wall_thickness)
 
 
 _WORKER_JOB: Optional[_Job] = None

@@ -25,13 +25,13 @@ def outline_overlay(image: np.ndarray, labels: Optional[np.ndarray], seed: int =
     Each object gets its own colour (from ``seed``) unless one RGB ``color`` is given;
     ``labels=None`` gives the grey image alone.
     """
-    from skimage.segmentation import find_boundaries
+    from .simulate.encode import boundaries
     img = display(image)
     rgb = np.repeat(img[..., None], 3, axis=-1)
     if labels is None:
         return rgb
     lab = middle_slice(labels)
-    edges = find_boundaries(lab, mode="inner")
+    edges = boundaries(lab)
     if edges.any() and color is not None:
         rgb[edges] = color
     elif edges.any():

@@ -36,6 +36,10 @@ class Scene:
         overlaps, holding object ``k`` (the same id as in ``labels``) entirely in one
         layer. ``labels`` then holds the visible owner of each voxel. None when the
         objects do not overlap (``labels`` alone is the whole story).
+    wall_thickness : int
+        Membrane width of the specimen in voxels per side of each interface (the
+        convention of :func:`cellsynth.simulate.encode.boundaries`): renderers draw the
+        walls of membrane classes this thick (``scene.membranes.wall_thickness``).
     """
 
     labels: np.ndarray
@@ -45,8 +49,12 @@ class Scene:
     params: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     layers: np.ndarray | None = None
+    wall_thickness: int = 1
 
     def __post_init__(self) -> None:
+        if int(self.wall_thickness) != self.wall_thickness or self.wall_thickness < 1:
+            raise ValueError(f"Scene wall_thickness must be an integer >= 1, got {self.wall_thickness}")
+        self.wall_thickness = int(self.wall_thickness)
         self.labels = np.asarray(self.labels)
         self.foreground = np.asarray(self.foreground, dtype=bool)
         if self.labels.ndim not in (2, 3):

@@ -451,12 +451,12 @@ def tolerant_iou(gt, pred, tolerance: float = 0.0, spacing: Optional[Sequence[fl
 
 
 def _boundary(x: np.ndarray, is_boundary: bool) -> np.ndarray:
-    from skimage.segmentation import find_boundaries
+    from ..simulate.encode import boundaries
 
     if is_boundary:
         return x > 0
     # inner boundaries: pixels of an object touching another label or background
-    return find_boundaries(x, mode="inner")
+    return boundaries(x)
 
 
 def boundary_f1(gt, pred, tolerance: float = 2.0, spacing: Optional[Sequence[float]] = None,

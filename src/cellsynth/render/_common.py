@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..config import validate
 
 from ..errors import ConfigError, InputError
 from ..scene import Scene
+from ..simulate.encode import boundaries
 
 
 def as_config(cfg: Any, model: type) -> Any:
@@ -50,30 +50,12 @@ def class_factors(scene: Scene, factors: dict[str, float], n: int) -> np.ndarray
     return lut
 
 
-def boundary_mask(labels: np.ndarray, width: int = 1) -> np.ndarray:
-    """Voxels of an object whose face-neighbour holds another label (incl. background).
+def emitting_labels(scene: Scene, membrane_classes: Iterable[str]) -> np.ndarray:
+    """Labels where the object emits light: filled objects, or only the walls of membrane classes.
 
-    Each wall is ``width`` px thick on each side of the interface, so a wall between
-    two cells is 2·width px in total.
+    Walls are :func:`cellsynth.simulate.encode.boundaries` of ``scene.wall_thickness`` voxels
+    per side (against neighbours and the background alike).
     """
-    b = np.zeros(labels.shape, dtype=bool)
-    for ax in range(labels.ndim):
-        lo = [slice(None)] * labels.ndim
-        hi = [slice(None)] * labels.ndim
-        lo[ax] = slice(None, -1)
-        hi[ax] = slice(1, None)
-        d = labels[tuple(lo)] != labels[tuple(hi)]
-        b[tuple(lo)] |= d
-        b[tuple(hi)] |= d
-    inside = labels > 0
-    b &= inside
-    if width > 1:
-        b = ndi.binary_dilation(b, iterations=width - 1, mask=inside)
-    return b
-
-
-def emitting_labels(scene: Scene, membrane_classes: Iterable[str], width: int) -> np.ndarray:
-    """Labels where the object emits light: filled objects, or only the walls of membrane classes."""
     labels = scene.labels
     wall_ids = [int(k) for k, c in scene.classes.items() if c in set(membrane_classes)]
     if not wall_ids:
@@ -81,7 +63,7 @@ def emitting_labels(scene: Scene, membrane_classes: Iterable[str], width: int) -
     n = scene.n_objects
     is_wall = np.zeros(n + 1, dtype=bool)
     is_wall[[i for i in wall_ids if 0 < i <= n]] = True
-    hide = is_wall[labels] & ~boundary_mask(labels, width)
+    hide = is_wall[labels] & ~boundaries(labels, scene.wall_thickness)
     out = labels.copy()
     out[hide] = 0
     return out

@@ -83,7 +83,7 @@ def _gauss_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
 def photon_image(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> np.ndarray:
     """Expected photons per voxel reaching the camera (steps 1–4), float32."""
     n = scene.n_objects
-    emit = emitting_labels(scene, cfg.membrane_classes, cfg.membrane_width)
+    emit = emitting_labels(scene, cfg.membrane_classes)
     bright = np.zeros(n + 1, dtype=np.float32)
     bright[1:] = rng.uniform(*cfg.photons, size=n)
     bright[1:] *= class_factors(scene, cfg.class_brightness, n)[1:]

@@ -96,7 +96,7 @@ def sketch(scene: Scene, cfg: SketchConfig | dict | None, rng: np.random.Generat
         1 - decay_strength), ``overlap_darkening`` (× (1 - d)^(count-1)), ``nucleoli``
         (count range), ``nucleolus_radius`` (px), ``nucleolus_intensity`` (factor),
         ``class_intensity`` (factor per class), ``membrane_classes`` (drawn as walls
-        ``membrane_width`` px per side), ``sigma`` (Gaussian blur, px; per-axis
+        ``scene.wall_thickness`` px per side), ``sigma`` (Gaussian blur, px; per-axis
         σ·min(spacing)/spacing when ``sigma_by_spacing``).
     rng : numpy.random.Generator
         Draws intensities then nucleoli, so a seed fixes the sketch.
@@ -104,7 +104,7 @@ def sketch(scene: Scene, cfg: SketchConfig | dict | None, rng: np.random.Generat
     cfg = as_config(cfg, SketchConfig)
     check_inputs(scene, rng, "sketch")
     n = scene.n_objects
-    emit = emitting_labels(scene, cfg.membrane_classes, cfg.membrane_width)
+    emit = emitting_labels(scene, cfg.membrane_classes)
 
     lut = np.empty(n + 1, dtype=np.float32)
     lut[0] = cfg.background

@@ -2,8 +2,8 @@
 
 The multi-class reformulation of instance segmentation used by Eschweiler et al. 2019, 2021: a U-Net
 (:class:`cellsynth.nn.unet.UNet`) predicts per pixel the probabilities of background,
-object boundary (``find_boundaries(labels, mode="inner")``) and object interior (object
-minus boundary). Instances come from a seeded watershed: seeds are connected components
+object boundary (:func:`cellsynth.simulate.encode.boundaries`, 1 px per side) and object
+interior (object minus boundary), i.e. ``encode.three_class(labels, centroid_radius=None)``. Instances come from a seeded watershed: seeds are connected components
 of (interior probability > ``seed_threshold``), flooded over the negative interior
 probability (or the negative distance to the background) inside the foreground
 (1 − background probability > ``foreground_threshold``).
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries, watershed
+from skimage.segmentation import watershed
 
 from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 
@@ -40,6 +40,7 @@ from ..modelfolder import (config_error, describe_training_data, load_weights, r
 from ..errors import InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..nn.unet import UNet
+from ..simulate import encode
 from .augment import AugmentConfig, augment_pair
 from .classical import finish_labels
 
@@ -130,20 +131,6 @@ def default_tile(patch: Sequence[int]) -> list[int]:
 
 
 # --------------------------------------------------------------------------- encoding
-def three_class_target(labels: np.ndarray) -> np.ndarray:
-    """uint8 target from instance labels: 0 background, 1 boundary, 2 interior.
-
-    boundary = ``find_boundaries(labels, mode="inner")`` (object pixels touching another
-    label or the background), interior = object minus boundary.
-    """
-    labels = np.asarray(labels)
-    target = np.zeros(labels.shape, np.uint8)
-    obj = labels > 0
-    target[obj] = 2
-    target[find_boundaries(labels, mode="inner") & obj] = 1
-    return target
-
-
 def instances_from_probabilities(probs: np.ndarray, seed_threshold: float = 0.5,
                                  foreground_threshold: float = 0.5, min_seed_size: int = 0,
                                  min_size: int = 0, flood: str = "interior") -> np.ndarray:
@@ -178,18 +165,10 @@ def instances_from_probabilities(probs: np.ndarray, seed_threshold: float = 0.5,
 
 
 def training_target(labels: np.ndarray) -> np.ndarray:
-    """:func:`three_class_target` with boundary pixels that touch another object set to ``TOUCHING``."""
-    labels = np.asarray(labels)
-    target = three_class_target(labels)
-    if labels.max() == 0:
-        return target
-    cross = ndi.generate_binary_structure(labels.ndim, 1)
-    big = np.iinfo(np.int64).max
-    lab = labels.astype(np.int64)
-    hi = ndi.maximum_filter(lab, footprint=cross, mode="nearest")
-    lo = ndi.minimum_filter(np.where(lab == 0, big, lab), footprint=cross, mode="nearest")
-    touching = (lab > 0) & ((hi != lab) | ((lo != lab) & (lo != big)))
-    target[touching] = TOUCHING
+    """uint8 target: 0 background, 1 boundary, 2 interior (:func:`cellsynth.simulate.encode.three_class`
+    with the whole interior), boundary voxels that touch another object set to ``TOUCHING``."""
+    target = encode.three_class(labels, centroid_radius=None)
+    target[encode.boundaries(labels, touching_only=True)] = TOUCHING
     return target
 
 

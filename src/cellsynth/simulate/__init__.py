@@ -87,4 +87,4 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
         achieved[f"n_{c}"] = sum(1 for v in classes.values() if v == c)
     params = {"scene": config_to_dict(cfg), "achieved": achieved}
     return Scene(labels=labels, foreground=fg, spacing=tuple(cfg.spacing), classes=classes,
-                 params=params, layers=layers)
+                 params=params, layers=layers, wall_thickness=cfg.membranes.wall_thickness)

@@ -1,6 +1,7 @@
 """Derived representations of an annotation: pure functions of labels / foreground.
 
-- :func:`boundaries` — object boundary mask (membrane positions), any thickness;
+- :func:`boundaries` — object boundary mask (membrane positions); its width convention
+  (voxels per side of each interface) is the package's one;
 - :func:`three_class` — background / membrane / centroid map of Eschweiler et al. 2019, 2021;
 - :func:`distance_map` — per-instance Euclidean distance to the object's border;
 - :func:`positional_map` — the positional conditioning f_pos of Eschweiler et al. 2021 eq. 1;
@@ -19,7 +20,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import find_boundaries
 
 from cellsynth.errors import InputError
 from cellsynth.scene import Scene, pack_layers, relabel_consecutive
@@ -44,29 +44,61 @@ def _ball(r: float, ndim: int) -> np.ndarray:
     return sum(x * x for x in g) <= r * r
 
 
-def boundaries(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
-    """Boundary pixels of every object, inside the objects (``find_boundaries`` "inner" mode).
+def boundaries(labels: np.ndarray, thickness: int = 1, *, touching_only: bool = False) -> np.ndarray:
+    """Object boundaries (membrane positions): the one boundary mask of the package.
+
+    Width convention (used by every boundary and membrane in cellsynth: renderers' walls,
+    ``scene.membranes.wall_thickness``, segmenter targets, metrics, exports): ``thickness``
+    t counts voxels on *each side* of a label interface, inside the objects ("inner"
+    boundaries). An object voxel is on the 1-voxel boundary when a face neighbour
+    (connectivity 1) holds another label — another object, or background unless
+    ``touching_only``; t > 1 widens it by a ball of radius t − 1 (voxel units), kept inside
+    the objects. A wall between two touching objects is therefore 2·t voxels wide, an
+    object's surface against the background t voxels. The image border is no interface.
 
     Parameters
     ----------
     labels : int ndarray, YX or ZYX (0 = background)
     thickness : int >= 1
-        Boundary width in pixels: the 1-pixel inner boundary is dilated by a ball of
-        radius ``thickness - 1`` and kept inside the objects. Where two objects touch,
-        each marks its own side, so a shared wall is ``2 · thickness`` wide.
+        Voxels per side of each interface.
+    touching_only : bool
+        Only interfaces between two objects (the walls that separate touching objects).
 
     Returns
     -------
     bool ndarray, True on boundaries.
+
+    Examples
+    --------
+    >>> lab = np.zeros((1, 8), np.uint8); lab[0, 1:4] = 1; lab[0, 4:7] = 2
+    >>> boundaries(lab).astype(int)
+    array([[0, 1, 0, 1, 1, 0, 1, 0]])
+    >>> boundaries(lab, touching_only=True).astype(int)
+    array([[0, 0, 0, 1, 1, 0, 0, 0]])
+    >>> boundaries(lab, 2).astype(int)
+    array([[0, 1, 1, 1, 1, 1, 1, 0]])
     """
     labels = _labels(labels, "boundaries")
     thickness = int(thickness)
     if thickness < 1:
         raise InputError(f"boundaries: thickness must be >= 1, got {thickness}")
-    b = find_boundaries(labels, mode="inner", connectivity=1)
+    inside = labels > 0
+    b = np.zeros(labels.shape, dtype=bool)
+    for ax in range(labels.ndim):
+        lo = [slice(None)] * labels.ndim
+        hi = [slice(None)] * labels.ndim
+        lo[ax], hi[ax] = slice(None, -1), slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        d = labels[lo] != labels[hi]
+        if touching_only:
+            d &= inside[lo] & inside[hi]
+        b[lo] |= d
+        b[hi] |= d
+    b &= inside
     if thickness > 1:
         b = ndimage.binary_dilation(b, structure=_ball(thickness - 1, labels.ndim))
-    return b & (labels > 0)
+        b &= inside
+    return b
 
 
 def centroids(labels: np.ndarray) -> np.ndarray:
@@ -98,7 +130,7 @@ def centroids(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def three_class(labels: np.ndarray, centroid_radius: float = 2.0, thickness: int = 1) -> np.ndarray:
+def three_class(labels: np.ndarray, centroid_radius: Optional[float] = 2.0, thickness: int = 1) -> np.ndarray:
     """The 3-class representation of Eschweiler et al. 2019, 2021: 0 background, 1 membrane, 2 centroid.
 
     Class 1 is the object boundary (:func:`boundaries` with ``thickness``); class 2 a
@@ -106,16 +138,28 @@ def three_class(labels: np.ndarray, centroid_radius: float = 2.0, thickness: int
     object and off its boundary (membranes take precedence so walls stay closed). As in
     the papers, everything else — cell interiors included — is class 0. An object whose
     centroid falls outside it (non-convex) gets the ball around its interior voxel
-    nearest to the centroid.
+    nearest to the centroid. ``centroid_radius=None`` makes class 2 the whole object
+    interior (background / boundary / interior, the segmenter's target).
+
+    Examples
+    --------
+    >>> lab = np.zeros((7, 7), np.uint8); lab[1:6, 1:6] = 1
+    >>> three_class(lab, centroid_radius=0)[3]
+    array([0, 1, 0, 2, 0, 1, 0], dtype=uint8)
+    >>> three_class(lab, centroid_radius=None)[3]
+    array([0, 1, 2, 2, 2, 1, 0], dtype=uint8)
 
     Returns
     -------
     uint8 ndarray with values in {0, 1, 2}.
     """
     labels = _labels(labels, "three_class")
+    out = boundaries(labels, thickness).astype(np.uint8)
+    if centroid_radius is None:
+        out[(labels > 0) & (out == 0)] = 2
+        return out
     if centroid_radius < 0:
         raise InputError(f"three_class: centroid_radius must be >= 0, got {centroid_radius}")
-    out = boundaries(labels, thickness).astype(np.uint8)
     cents = centroids(labels)
     r = float(centroid_radius)
     ri = int(np.floor(r))
