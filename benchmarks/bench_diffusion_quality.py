@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from cellsynth.config import load_config
-from cellsynth.metrics.image import histogram_distance, psnr, zncc
 from cellsynth.generative.diffusion import load_model, sdedit
 from cellsynth.intensity import normalize_percentile
 from cellsynth.io import read_image, read_labels
+from cellsynth.metrics.image import histogram_distance, psnr, zncc
 from cellsynth.render.diffusion import default_model_path
 from cellsynth.render.sketch import sketch
 from cellsynth.scene import Scene
@@ -170,7 +170,8 @@ def main() -> None:
                     sm = map_sketch_intensities(s, model.intensity, levels)
                     if sigma > 0:
                         sm = gaussian_filter(sm, sigma)
-                    fwd.append(forward_distance(model, sm, normalize_percentile(img, 1.0, 99.8, out=(-1, 1), clip=True), t_start, i))
+                    model_img = normalize_percentile(img, 1.0, 99.8, out=(-1, 1), clip=True)
+                    fwd.append(forward_distance(model, sm, model_img, t_start, i))
                 row = {"t_start": t_start, "sigma": sigma, **mean_scores(r),
                        "forward_bhattacharyya": float(np.mean(fwd))}
                 curve.append(row)

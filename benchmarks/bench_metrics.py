@@ -73,20 +73,22 @@ def speed(repeats):
 
 
 def sensitivity(n_train):
-    from cellsynth.metrics import image as im
-    from cellsynth.io import list_images, read_image
     from cellsynth.intensity import normalize_percentile
+    from cellsynth.io import list_images, read_image
+    from cellsynth.metrics import image as im
 
     data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nuclei2d-dsb2018"
     if not data.is_dir():
         return {"skipped": "../shared/data absent"}
-    real = [normalize_percentile(read_image(p), 0.5, 99.5, clip=True) for p in list_images(data / "val" / "images")]
-    train = [normalize_percentile(read_image(p), 0.5, 99.5, clip=True) for p in list_images(data / "train" / "images")[:n_train]]
+    def norm(a):
+        return normalize_percentile(a, 0.5, 99.5, clip=True)
+    real = [norm(read_image(p)) for p in list_images(data / "val" / "images")]
+    train = [norm(read_image(p)) for p in list_images(data / "train" / "images")[:n_train]]
     rng = np.random.default_rng(0)
     sets = {
         "real train": train,
         "blur σ=2": [ndimage.gaussian_filter(x, 2) for x in train],
-        "blur σ=2 + Poisson(20)": [normalize_percentile(rng.poisson(20 * ndimage.gaussian_filter(x, 2) + 1), 0.5, 99.5, clip=True)
+        "blur σ=2 + Poisson(20)": [norm(rng.poisson(20 * ndimage.gaussian_filter(x, 2) + 1))
                                    for x in train],
         "binary sketch σ=1": [ndimage.gaussian_filter((x > 0.3).astype(np.float32), 1) for x in train],
     }

@@ -27,9 +27,18 @@ import numpy as np
 
 from . import __version__
 from .config import Config, config_to_dict
-from .errors import ConfigError
-from .io import atomic_path, check_writable, list_images, read_json, read_labels, read_spacing, remove_partials, write_json, write_tiff
-from .errors import InputError
+from .errors import ConfigError, InputError
+from .io import (
+    atomic_path,
+    check_writable,
+    list_images,
+    read_json,
+    read_labels,
+    read_spacing,
+    remove_partials,
+    write_json,
+    write_tiff,
+)
 from .scene import Scene
 
 MANIFEST = "manifest.json"

@@ -15,7 +15,7 @@ Torch-free; numpy in, float32 out.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,9 +67,9 @@ def percentile_range(image, low: float, high: float, name: str = "image") -> tup
     return float(lo), float(hi)
 
 
-def normalize_percentile(image, low: Optional[float] = None, high: Optional[float] = None, *, clip: Union[bool, Sequence[float]] = False,
-                         out: Sequence[float] = (0.0, 1.0),
-                         lo_hi: Optional[Sequence[float]] = None, name: str = "image") -> np.ndarray:
+def normalize_percentile(image, low: float | None = None, high: float | None = None, *,
+                         clip: bool | Sequence[float] = False, out: Sequence[float] = (0.0, 1.0),
+                         lo_hi: Sequence[float] | None = None, name: str = "image") -> np.ndarray:
     """Map the ``low``/``high`` percentiles of ``image`` to ``out[0]``/``out[1]`` (float32).
 
     y = (x − p_low) / (p_high − p_low) · (out[1] − out[0]) + out[0], with scale 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 # (preset, renderer, n, overrides) — sizes cut down so the whole demo runs in about a minute on 2 cores.
 DEMO = [

@@ -3,7 +3,8 @@
 The multi-class reformulation of instance segmentation used by Eschweiler et al. 2019, 2021: a U-Net
 (:class:`cellsynth.nn.unet.UNet`) predicts per pixel the probabilities of background,
 object boundary (:func:`cellsynth.simulate.encode.boundaries`, 1 px per side) and object
-interior (object minus boundary), i.e. ``encode.three_class(labels, centroid_radius=None)``. Instances come from a seeded watershed: seeds are connected components
+interior (object minus boundary), i.e. ``encode.three_class(labels, centroid_radius=None)``. Instances come from a seeded
+watershed: seeds are connected components
 of (interior probability > ``seed_threshold``), flooded over the negative interior
 probability (or the negative distance to the background) inside the foreground
 (1 − background probability > ``foreground_threshold``).

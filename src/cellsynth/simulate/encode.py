@@ -105,6 +105,13 @@ def centroids(labels: np.ndarray) -> np.ndarray:
     """Centroid (mean voxel position, (Z)YX) of each label 1..max; (N, ndim) float.
 
     Labels absent from the image give NaN rows, so row i always belongs to label i + 1.
+
+    Examples
+    --------
+    >>> lab = np.zeros((5, 9), np.uint8); lab[1:4, 1:4] = 1; lab[1:4, 5:8] = 2
+    >>> centroids(lab)
+    array([[2., 2.],
+           [2., 6.]])
     """
     labels = _labels(labels, "centroids")
     n = int(labels.max()) if labels.size else 0
@@ -130,7 +137,7 @@ def centroids(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def three_class(labels: np.ndarray, centroid_radius: Optional[float] = 2.0, thickness: int = 1) -> np.ndarray:
+def three_class(labels: np.ndarray, centroid_radius: float | None = 2.0, thickness: int = 1) -> np.ndarray:
     """The 3-class representation of Eschweiler et al. 2019, 2021: 0 background, 1 membrane, 2 centroid.
 
     Class 1 is the object boundary (:func:`boundaries` with ``thickness``); class 2 a
@@ -197,6 +204,12 @@ def distance_map(labels: np.ndarray, normalise: bool = False,
     Returns
     -------
     float32 ndarray; boundary voxels are 1 (one voxel from the outside), centres largest.
+
+    Examples
+    --------
+    >>> lab = np.zeros((7, 7), np.uint8); lab[1:6, 1:6] = 1
+    >>> distance_map(lab)[3]
+    array([0., 1., 2., 3., 2., 1., 0.], dtype=float32)
     """
     labels = _labels(labels, "distance_map")
     out = np.zeros(labels.shape, np.float32)
@@ -230,6 +243,12 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
     Returns
     -------
     float32 ndarray in (-1, 1): > 0 inside, < 0 outside.
+
+    Examples
+    --------
+    >>> fg = np.zeros((1, 7), bool); fg[0, 2:5] = True
+    >>> positional_map(fg, alpha=1.0, beta=1.0).round(2)
+    array([[-0.96, -0.76,  0.76,  0.96,  0.76, -0.76, -0.96]], dtype=float32)
     """
     fg = np.asarray(foreground)
     if fg.ndim not in (2, 3):
