@@ -388,3 +388,20 @@ def test_cli_cyclegan_2d_train_and_generate(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "scenes are 3D but the cyclegan renderer's model" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_anisotropic_3d_patches_and_strides(tmp_path):
+    imgs, masks = _data(tmp_path, 3)
+    with pytest.raises(ConfigError, match="too small for the discriminator"):
+        train_cgan(imgs, tmp_path / "m0", _cgan_cfg(3, patch_size=[8, 16, 24], strides=[[1, 2, 2]]), masks=masks,
+                   progress=False)
+    assert not (tmp_path / "m0").exists()
+    cfg = _cgan_cfg(3, steps=1, patch_size=[16, 16, 24], strides=[[1, 2, 2]])
+    m = load_translator(train_cgan(imgs, tmp_path / "m", cfg, masks=masks, progress=False, device="cpu"))
+    assert m.divisor == [1, 2, 2] and m.meta["patch_size"] == [16, 16, 24]
+    lab = tifffile.imread(masks / "v0.tif")
+    out = render_labels(m, lab, tile=[8, 16, 24], overlap=[1, 2, 2], crop=[1, 2, 2])
+    assert out.shape == lab.shape and np.isfinite(out).all()
+    with pytest.raises(ConfigError, match="multiple of the U-Net divisor"):
+        train_cgan(imgs, tmp_path / "m2", _cgan_cfg(3, patch_size=[16, 15, 16], strides=[[1, 2, 2]]), masks=masks,
+                   progress=False)

@@ -228,6 +228,19 @@ class AdversarialModel(ModelBase):
             opt.step()
 
 
+def check_patch_fits(net: torch.nn.Module, in_channels: int, patch: list[int], what: str) -> None:
+    """Refuse (one line) a patch too small for ``net`` (e.g. a PatchGAN's strided 4-wide convolutions)."""
+    mode = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, in_channels, *patch))  # eval: BatchNorm statistics stay untouched
+    except RuntimeError:
+        raise ConfigError(f"patch_size {patch} is too small for the {what}; use larger patches "
+                          f"or fewer d_layers") from None
+    finally:
+        net.train(mode)
+
+
 # --------------------------------------------------------------------------- checkpoints
 def read_checkpoint(out: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """The checkpoint of a model folder: (state as JSON, tensors); a missing or corrupt one is one line."""

@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..modelfolder import describe_training_data
 from ..nn.patchgan import PatchDiscriminator
 from ..nn.unet import UNet
-from .adversarial import AdversarialModel, AdversarialTrainConfig, check_out, gan_loss, train_adversarial, weighted_l1
+from .adversarial import (AdversarialModel, AdversarialTrainConfig, check_out, check_patch_fits, gan_loss,
+                          train_adversarial, weighted_l1)
 from .domains import prepare_domains
 
 FORMAT = "cellsynth-cgan"
@@ -149,6 +150,7 @@ def train_cgan(images: str | Path, out: str | Path, cfg: Optional[CGANTrainConfi
         raise ConfigError(f"cGAN settings: {e}") from None
     if any(p % d for p, d in zip(patch, model.divisor)):
         raise ConfigError(f"patch_size {patch} must be a multiple of the U-Net divisor {model.divisor}")
+    check_patch_fits(model.D, 2 if cfg.positional else 1, patch, f"discriminator ({cfg.d_layers} layers)")
     meta = {"patch_size": patch, "percentiles": list(cfg.percentiles), "mask_encoding": cfg.mask_encoding,
             "boundary_thickness": cfg.boundary_thickness, "alpha": cfg.alpha, "beta": cfg.beta,
             "specimen_radius": cfg.specimen_radius,

@@ -26,7 +26,8 @@ from ..errors import ConfigError, InputError
 from ..modelfolder import describe_training_data
 from ..nn.patchgan import PatchDiscriminator
 from ..nn.resnet import ResnetGenerator
-from .adversarial import AdversarialModel, AdversarialTrainConfig, check_out, gan_loss, train_adversarial, weighted_l1
+from .adversarial import (AdversarialModel, AdversarialTrainConfig, check_out, check_patch_fits, gan_loss,
+                          train_adversarial, weighted_l1)
 from .domains import prepare_domains
 
 FORMAT = "cellsynth-cyclegan"
@@ -182,6 +183,7 @@ def train_cyclegan(images: str | Path, out: str | Path, cfg: Optional[CycleGANTr
     bad = [p for p, d in zip(patch, model.divisor) if p % d]
     if bad:
         raise ConfigError(f"patch_size {patch} must be a multiple of the generator divisor {model.divisor}")
+    check_patch_fits(model.D_img, 1, patch, f"discriminator ({cfg.d_layers} layers)")
     meta = {"patch_size": patch, "percentiles": list(cfg.percentiles), "mask_encoding": cfg.mask_encoding,
             "class_names": names, "boundary_thickness": cfg.boundary_thickness,
             "training_data": {"images": describe_training_data(dom.image_files, images), "masks": dom.mask_source}}
