@@ -9,7 +9,8 @@ Arms, all scored on the same annotated real test set (Eschweiler et al. 2021 §4
   images (:mod:`cellsynth.evaluate.fit`), no real annotation anywhere;
 - **Mix2Real**: real + synthetic from the renderer whose Syn2Real arm scores the best AP@0.5 on a
   validation split of the annotated *training* images (``val_images`` of them), never on the test set;
-- **classical**: Otsu + distance watershed, no training.
+- **classical**: scale-adaptive Otsu + distance watershed (smoothing, seed spacing and minimum
+  size follow each image's median object size), no training.
 
 Per test image: AP@0.5 (TP/(TP+FP+FN) at IoU 0.5, the DSB/StarDist "accuracy"),
 AP@0.5:0.95 (its mean over IoU thresholds 0.5, 0.55, ..., 0.95), foreground Dice
@@ -453,7 +454,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
 
     # 4. classical baseline
     stage(f"classical baseline on {len(inp.test_pairs)} test images")
-    add_arm("classical", classical_segment, "none (Otsu + distance watershed)")
+    add_arm("classical", classical_segment, "none (scale-adaptive Otsu + distance watershed)")
 
     # 5. Real2Real
     real_ds = None

@@ -56,11 +56,16 @@ def add_parser(subparsers) -> None:
     q.add_argument("--tile", type=int, nargs="+", metavar="N", help="U-Net inference tile (Z)YX "
                    "(default: the model's)")
     q.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
-    q.add_argument("--sigma", type=float, default=1.0, help="classical: Gaussian σ in px (default 1)")
+    q.add_argument("--sigma", type=float, help="classical: Gaussian σ in px (default: from each image's "
+                   "median object radius r, max(1, 0.1 r); with --fixed-scale 1)")
     q.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
-                   "(classical default 15; U-Net default: the model's)")
-    q.add_argument("--min-distance", type=int, default=4,
-                   help="classical: minimum seed distance in px (default 4)")
+                   "(classical default 0.1 × the median object area, with --fixed-scale 15; "
+                   "U-Net default: the model's)")
+    q.add_argument("--min-distance", type=float,
+                   help="classical: minimum seed distance in px (default 0.8 r; with --fixed-scale 4)")
+    q.add_argument("--fixed-scale", action="store_true",
+                   help="classical: fixed σ / seed distance / minimum size instead of following each "
+                   "image's own object size")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(func=run)
 
@@ -136,6 +141,7 @@ def _predict(args) -> int:
 
     written = segment_folder(args.model, args.images, args.out, progress=not args.no_progress,
                              device=args.device, tile=args.tile, overlap=args.overlap, min_size=args.min_size,
-                             sigma=args.sigma, min_distance=args.min_distance)
+                             sigma=args.sigma, min_distance=args.min_distance,
+                             adaptive=not args.fixed_scale)
     print(f"segmented {len(written)} images -> {args.out}")
     return 0

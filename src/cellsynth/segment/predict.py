@@ -16,12 +16,15 @@ CLASSICAL = "classical"
 
 
 def segmenter_function(model: str | Path, *, device: str = "auto", tile: Optional[Sequence[int]] = None,
-                       overlap: Optional[float] = None, min_size: Optional[int] = None, sigma: float = 1.0,
-                       min_distance: int = 4) -> tuple[Callable[[np.ndarray], np.ndarray], Optional[int]]:
+                       overlap: Optional[float] = None, min_size: Optional[int] = None,
+                       sigma: Optional[float] = None, min_distance: Optional[float] = None,
+                       adaptive: bool = True) -> tuple[Callable[[np.ndarray], np.ndarray], Optional[int]]:
     """``(image -> labels, spatial dims or None)`` for a segmenter folder or ``'classical'``.
 
-    ``min_size`` overrides the model's post-processing (classical default 15 px); ``sigma`` and
-    ``min_distance`` act only for the classical baseline, ``tile``/``overlap`` only for a U-Net.
+    ``min_size`` overrides the model's post-processing; ``sigma``, ``min_distance`` and
+    ``adaptive`` act only for the classical baseline (None = from each image's own object
+    size, or the fixed defaults with ``adaptive=False``; see
+    :func:`cellsynth.segment.classical.classical_segment`), ``tile``/``overlap`` only for a U-Net.
     """
     from .selfsupervised import cyclegan_segmenter, is_cyclegan_folder
     if str(model) != CLASSICAL and is_cyclegan_folder(model):
@@ -29,10 +32,9 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Optiona
     if str(model) == CLASSICAL:
         from .classical import classical_segment
 
-        ms = 15 if min_size is None else min_size
-
         def classical(img: np.ndarray) -> np.ndarray:
-            return classical_segment(img, sigma=sigma, min_size=ms, min_distance=min_distance)
+            return classical_segment(img, sigma=sigma, min_size=min_size, min_distance=min_distance,
+                                     adaptive=adaptive)
         return classical, None
     from .unet import load_segmenter
 
