@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from scipy import ndimage as ndi
 
 from cellsynth.cli import main
 from cellsynth.config import Config, load_config, validate
@@ -120,3 +121,26 @@ def test_fit_vs_real_masks(shared_data):
     b = fit.measure(imgs, [split / "masks" / p.name for p in imgs], progress=False)
     assert a["radius_p50"] == pytest.approx(b["radius_p50"], rel=0.3)
     assert a["objects_per_image_p50"] == pytest.approx(b["objects_per_image_p50"], rel=0.4)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_detect_splits_touching_nuclei(rng, ndim):
+    """Clumps of touching nuclei are counted one by one (the fit's density is not biased low)."""
+    shape = (64, 64) if ndim == 2 else (24, 48, 48)
+    radius = 5.0
+    grid = np.indices(shape).reshape(ndim, -1).T
+    # chains of 3 touching balls (centres 2r - 1 apart) plus isolated ones
+    mid = [s // 2 for s in shape[:-2]]
+    centres = [mid + [12, 10 + 9 * k] for k in range(3)] + [mid + [40, 12 + 9 * k] for k in range(3)]
+    centres += [mid + [26, 40]]
+    labels = np.zeros(shape, np.uint16)
+    for i, c in enumerate(centres, 1):
+        inside = ((grid - np.asarray(c, float)) ** 2).sum(1) <= radius ** 2
+        labels.reshape(-1)[inside & (labels.reshape(-1) == 0)] = i
+    assert ndi.label(labels > 0)[1] == 3  # two clumps of three and one isolated nucleus
+    img = rng.poisson(np.where(labels > 0, 120.0, 10.0)).astype(np.uint16)
+    det = fit.detect_objects(img)
+    assert det.max() == len(centres)
+    st = fit.object_stats(det, img)
+    assert st["n_objects"] == len(centres)
+
