@@ -98,6 +98,10 @@ class PlacementConfig(Strict):
     layer_thickness: PosFloat = 10.0
     # layers: fill at most this many layers from the surface (1 = surface only, Eschweiler et al. 2024 Tribolium)
     max_layers: Optional[Annotated[int, Field(ge=1)]] = None
+    # poisson: this fraction of the points is placed in contact with an earlier point, at
+    # contact_distance × U(0.85, 1.05) px from it (clumps of touching nuclei); 0 = none
+    touching: Fraction = 0.0
+    contact_distance: PosFloat = 20.0
 
     @field_validator("n_points")
     @classmethod
@@ -135,6 +139,10 @@ class NucleiConfig(Strict):
     allow_overlap: bool = False
     # class of the objects (e.g. "cell" for the cytoplasm-like cells of cells2d-overlapping)
     class_name: Annotated[str, Field(min_length=1)] = "nucleus"
+    # overlap forbidden: a nucleus of which at most this fraction of voxels is already taken
+    # is kept, clipped to the free voxels (it touches its neighbour, both labels intact);
+    # 0 = any overlapping nucleus is skipped
+    max_occlusion: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Eschweiler et al. 2024 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
     # (radius_reference_count / n)^(1/ndim) for n requested nuclei (constant total volume)
     radius_reference_count: Optional[Annotated[int, Field(ge=1)]] = None
@@ -196,6 +204,40 @@ class OrganelleConfig(Strict):
         return _axis_ranges(v, "semi-axes")
 
 
+class SceneCondition(Strict):
+    """One real image's joint scene statistics (``cellsynth fit``); a scene draws one whole record.
+
+    Drawing the record as a whole keeps the real joint distribution (dense fields of small
+    nuclei, sparse fields of large ones, in the real proportions) that independent ranges lose.
+    Each field overrides, for that scene: ``density`` (objects per pixel/voxel of foreground)
+    -> the object count; ``radius`` (10–90 % equivalent radius, px) -> ``nuclei.radius``;
+    ``nn_distance`` (10th percentile of nearest-neighbour centre distances, px) ->
+    ``placement.min_distance``; ``touching`` (fraction of objects in contact with another) ->
+    ``placement.touching``, with ``contact_distance`` = 1.8 × the geometric-mean radius;
+    ``intensity`` / ``background`` (robust 0–1 scale) -> the sketch renderer's;
+    ``photons`` / ``background_photons`` -> the physics renderer's.
+    """
+
+    density: PosFloat
+    radius: Range
+    nn_distance: NonNegFloat = 0.0
+    touching: Fraction = 0.0
+    intensity: Optional[tuple[Fraction, Fraction]] = None
+    background: Optional[Fraction] = None
+    photons: Optional[tuple[NonNegFloat, NonNegFloat]] = None
+    background_photons: Optional[NonNegFloat] = None
+
+    @field_validator("radius")
+    @classmethod
+    def _radius(cls, v):
+        return _positive_range(v, "radius (px)")
+
+    @field_validator("intensity", "photons")
+    @classmethod
+    def _ranges(cls, v):
+        return ordered_range(v)
+
+
 class SceneConfig(Strict):
     kind: Literal["nuclei", "membranes", "organelles"] = "nuclei"
     shape: list[Annotated[int, Field(ge=8, le=8192)]] = [256, 256]
@@ -205,6 +247,9 @@ class SceneConfig(Strict):
     nuclei: NucleiConfig = NucleiConfig()
     membranes: MembraneConfig = MembraneConfig()
     organelles: OrganelleConfig = OrganelleConfig()
+    # per-image joint records from `cellsynth fit` (kind "nuclei"): each scene draws one
+    # uniformly and is conditioned on it (see SceneCondition); empty = the ranges above alone
+    conditions: list[SceneCondition] = []
 
     @model_validator(mode="after")
     def _dims(self):
@@ -212,6 +257,8 @@ class SceneConfig(Strict):
             raise ValueError(f"shape must have 2 (YX) or 3 (ZYX) entries, got {self.shape}")
         if len(self.spacing) != len(self.shape):
             raise ValueError(f"spacing {self.spacing} needs one value per axis of shape {self.shape}")
+        if self.conditions and self.kind != "nuclei":
+            raise ValueError(f"conditions apply to kind 'nuclei' only, not {self.kind!r}")
         for key, v in (("nuclei.axis_scale", self.nuclei.axis_scale),
                        ("organelles.nucleus_axes", self.organelles.nucleus_axes)):
             if len(v) < len(self.shape):
@@ -301,8 +348,31 @@ class PhysicsConfig(Strict):
     # correlation length texture_scale_um (µm, Gaussian σ); 0 disables
     texture: NonNegFloat = 0.2
     texture_scale_um: PosFloat = 0.5
+    # 2D scenes: weight of the projected thickness of a dome-shaped (ellipsoidal) nucleus through
+    # the focal slab, emission × (1 - w + w·√(2u - u²)), u = distance to the object's edge /
+    # its largest such distance (soft, darker rims as in widefield images); 0 = flat emission
+    thickness: Fraction = 0.0
+    # per-object brightness heterogeneity on top of U(photons): × exp(N(0, brightness_sd²)), log units
+    brightness_sd: NonNegFloat = 0.0
+    # out-of-focus haze: `haze` nuclei above/below the focal plane per in-focus nucleus (sizes
+    # drawn from the scene's own nuclei, photons from `photons`), |defocus| ~ U(haze_defocus_um),
+    # blurred by the defocused PSF (geometric blur disc of radius |Δz|·tan θ, sin θ = NA/n)
+    haze: NonNegFloat = 0.0
+    haze_defocus_um: tuple[NonNegFloat, NonNegFloat] = (2.0, 8.0)
+    # smooth illumination field (vignetting): × (1 - illumination·ρ²), ρ = distance from a
+    # random optical centre near the field centre / half the field diagonal
+    illumination: Fraction = 0.0
+    # autofluorescent debris: particles per 1000 µm² of field (per 10⁴ µm³ in 3D), radius in µm,
+    # photons as a fraction of the mean object photons
+    debris: NonNegFloat = 0.0
+    debris_radius_um: tuple[PosFloat, PosFloat] = (0.3, 1.5)
+    debris_brightness: tuple[NonNegFloat, NonNegFloat] = (0.1, 0.6)
+    # background not flat: × max(0, 1 + background_texture·f), f a unit-variance smooth random
+    # field of correlation length background_scale_um (µm)
+    background_texture: NonNegFloat = 0.0
+    background_scale_um: PosFloat = 10.0
 
-    _r = field_validator("photons")(ordered_range)
+    _r = field_validator("photons", "haze_defocus_um", "debris_radius_um", "debris_brightness")(ordered_range)
 
     @model_validator(mode="after")
     def _na(self):

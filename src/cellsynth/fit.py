@@ -108,6 +108,7 @@ def object_stats(labels: np.ndarray, image: Optional[np.ndarray] = None) -> dict
     out["radius"] = np.asarray(radius, float)
     out["axis_ratio"] = np.asarray(ratio, float)
     out["axis_sd"] = np.asarray(axis_sd, float).reshape(-1, ndim)
+    out["touching"] = touching_fraction(labels)
     if n >= 2:
         c = np.asarray(centres)
         d, _ = cKDTree(c).query(c, k=2)
@@ -117,6 +118,32 @@ def object_stats(labels: np.ndarray, image: Optional[np.ndarray] = None) -> dict
     if image is not None:
         out.update(_intensity_stats(labels, np.asarray(image), props))
     return out
+
+
+def touching_fraction(labels: np.ndarray) -> float:
+    """Fraction of objects sharing a face with another object (clumped / touching nuclei).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((6, 9), int); lab[1:4, 1:3] = 1; lab[1:4, 3:5] = 2; lab[1:4, 7:9] = 3
+    >>> round(touching_fraction(lab), 3)
+    0.667
+    """
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    if n == 0:
+        return 0.0
+    touch = np.zeros(n + 1, bool)
+    for ax in range(labels.ndim):
+        a = np.moveaxis(labels, ax, 0)[:-1].ravel()
+        b = np.moveaxis(labels, ax, 0)[1:].ravel()
+        m = (a > 0) & (b > 0) & (a != b)
+        touch[a[m]] = True
+        touch[b[m]] = True
+    present = np.bincount(labels.ravel(), minlength=n + 1) > 0
+    present[0] = False
+    return float(touch[present].sum() / max(int(present.sum()), 1))
 
 
 def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
@@ -236,6 +263,8 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
     if ndim == 3 and sd.size:
         g = np.exp(np.log(np.clip(sd, 1e-6, None)).mean(axis=1))
         s["z_scale_p50"] = float(np.median(sd[:, 0] / g))
+    s["touching_p50"] = _pct([p["touching"] for p in per], 50)
+    s["conditions"] = [c for c in (image_condition(p, qe, read_noise_e) for p in per) if c is not None]
     if "intensity" in per[0]:
         inten = cat("intensity")
         s["intensity_p5"], s["intensity_p50"], s["intensity_p95"] = (_pct(inten, q) for q in (5, 50, 95))
@@ -244,29 +273,60 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
     return s
 
 
+def _camera_one(p: dict, qe: float, read_noise_e: float) -> Optional[dict]:
+    """One image's camera from its photon transfer: gain, offset, background and object photons."""
+    if p.get("ptc") is None or "bg_adu" not in p:
+        return None
+    g = p["ptc"][0]
+    # background: var = g²(e_b + σ_r²), mean = offset + g e_b
+    e_b = max(p["bg_var"] / g ** 2 - read_noise_e ** 2, 0.0)
+    offset = p["bg_adu"] - g * e_b
+    if offset < 0:
+        offset, e_b = 0.0, p["bg_adu"] / g
+    signal = p["mean_adu"][:-1] - p["bg_adu"]  # the last entry is the background
+    return {"gain": g, "offset": offset, "background_photons": e_b / qe,
+            "photons": np.clip(signal, 0, None) / (g * qe)}
+
+
 def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
     """Per image: gain g from photon transfer, offset, photons; pooled over images."""
-    gains, offsets, bg_ph, photons = [], [], [], []
-    for p in per:
-        if p.get("ptc") is None or "bg_adu" not in p:
-            continue
-        g = p["ptc"][0]
-        # background: var = g²(e_b + σ_r²), mean = offset + g e_b
-        e_b = max(p["bg_var"] / g ** 2 - read_noise_e ** 2, 0.0)
-        offset = p["bg_adu"] - g * e_b
-        if offset < 0:
-            offset, e_b = 0.0, p["bg_adu"] / g
-        gains.append(g)
-        offsets.append(offset)
-        bg_ph.append(e_b / qe)
-        signal = p["mean_adu"][:-1] - p["bg_adu"]  # the last entry is the background
-        photons.extend(list(np.clip(signal, 0, None) / (g * qe)))
-    if not gains:
+    cams = [c for c in (_camera_one(p, qe, read_noise_e) for p in per) if c is not None]
+    if not cams:
         return {"gain": None}
-    return {"gain": float(np.median(gains)), "offset": float(np.median(offsets)),
-            "background_photons": float(np.median(bg_ph)),
+    photons = np.concatenate([c["photons"] for c in cams])
+    return {"gain": float(np.median([c["gain"] for c in cams])),
+            "offset": float(np.median([c["offset"] for c in cams])),
+            "background_photons": float(np.median([c["background_photons"] for c in cams])),
             "photons_p5": _pct(photons, 5), "photons_p50": _pct(photons, 50), "photons_p95": _pct(photons, 95),
-            "n_ptc_images": len(gains)}
+            "n_ptc_images": len(cams)}
+
+
+def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0) -> Optional[dict]:
+    """One image's joint record for ``scene.conditions`` (see :class:`cellsynth.config.SceneCondition`).
+
+    From its :func:`object_stats`: density, equivalent radius 10–90 %, nearest-neighbour
+    distance 10 %, touching fraction; with intensities: object intensity 5–95 % and
+    background (robust 0–1 scale), and photons 5–95 % / background photons from the
+    image's own photon transfer. None when the image has no interior object to size.
+    """
+    if p["n_objects"] == 0 or p["radius"].size == 0:
+        return None
+    r_lo, r_hi = (float(v) for v in np.percentile(p["radius"], [10, 90]))
+    rec: dict = {"density": float(p["density"]),
+                 "radius": [round(max(r_lo, 1.0), 2), round(max(r_hi, r_lo, 1.0) + 0.25, 2)],
+                 "nn_distance": round(float(np.percentile(p["nn_distance"], 10)), 2) if p["nn_distance"].size
+                 else 0.0,
+                 "touching": round(float(p["touching"]), 3)}
+    if "intensity" in p and p["intensity"].size:
+        lo, hi = (float(np.clip(v, 0.02, 1.0)) for v in np.percentile(p["intensity"], [5, 95]))
+        rec["intensity"] = [round(lo, 3), round(max(hi, lo), 3)]
+        rec["background"] = round(float(np.clip(p["background"], 0.0, 1.0)), 4)
+        cam = _camera_one(p, qe, read_noise_e)
+        if cam is not None and cam["photons"].size:
+            ph_lo, ph_hi = (float(v) for v in np.percentile(cam["photons"], [5, 95]))
+            rec["photons"] = [round(max(ph_lo, 1.0), 1), round(max(ph_hi, ph_lo, 1.0), 1)]
+            rec["background_photons"] = round(float(cam["background_photons"]), 2)
+    return rec
 
 
 # --------------------------------------------------------------------------- overlay
@@ -283,8 +343,14 @@ def _axis_width(ratio_p50: float, ndim: int, seed: int = 0) -> float:
     return best
 
 
-def overlay_from_stats(s: dict, base: Config) -> dict:
-    """Turn summary statistics into a config overlay for the preset ``base``."""
+def overlay_from_stats(s: dict, base: Config, per_image: bool = True) -> dict:
+    """Turn summary statistics into a config overlay for the preset ``base``.
+
+    With ``per_image`` (and a nuclei scene) the per-image joint records ``s["conditions"]``
+    become ``scene.conditions`` (each synthetic scene draws one real image's count, sizes,
+    spacing, touching and intensities), with ``nuclei.max_occlusion`` 0.3 so that the placed
+    contacts survive as touching nuclei; the pooled ranges remain for anything unset.
+    """
     ndim = s["ndim"]
     shape = [int(v) for v in s["shape"]]
     if s.get("spacing"):
@@ -318,6 +384,9 @@ def overlay_from_stats(s: dict, base: Config) -> dict:
     }
     if fg_frac < 1.0:
         scene["placement"]["n_points"] = [max(1, int(round(n_lo * fg_frac))), max(1, int(round(n_hi * fg_frac)))]
+    if per_image and s.get("conditions") and base.scene.kind == "nuclei":
+        scene["conditions"] = s["conditions"]
+        scene["nuclei"]["max_occlusion"] = 0.3
     ov: dict = {"scene": scene}
     if "intensity_p5" in s:
         lo = float(np.clip(s["intensity_p5"], 0.05, 1.0))
@@ -338,7 +407,7 @@ def overlay_from_stats(s: dict, base: Config) -> dict:
 
 def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None,
                config_file: Optional[str | Path] = None, max_images: Optional[int] = 100,
-               progress: bool = True) -> tuple[dict, dict, Config]:
+               progress: bool = True, per_image: bool = True) -> tuple[dict, dict, Config]:
     """Fit the simulation to unannotated images.
 
     Parameters
@@ -347,6 +416,8 @@ def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None
     preset : preset to fit onto (its camera QE and read noise are assumed).
     config_file : optional YAML merged onto the preset before fitting.
     max_images : use at most this many images, evenly spread over the sorted list.
+    per_image : keep each image's joint record as ``scene.conditions`` (see
+        :func:`overlay_from_stats`); False = pooled ranges only.
 
     Returns ``(overlay, summary, config)``: the overlay dict (Config keys), the
     measured summary statistics, and the validated merged :class:`Config`.
@@ -362,7 +433,7 @@ def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None
     paths = subsample(paths, max_images)
     summary = measure(paths, qe=base.render.physics.quantum_efficiency,
                       read_noise_e=base.render.physics.read_noise_e, progress=progress)
-    overlay = overlay_from_stats(summary, base)
+    overlay = overlay_from_stats(summary, base, per_image=per_image)
     cfg = validate(Config, deep_merge(base_dict, overlay))
     return overlay, summary, cfg
 
@@ -383,6 +454,9 @@ def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = Non
     lines = [f"# cellsynth fit overlay{(' from ' + source) if source else ''}",
              "# use: cellsynth generate --preset P --config THIS_FILE ..."]
     for k, v in (summary or {}).items():
+        if k == "conditions":  # one record per image: in the overlay body itself
+            lines.append(f"#   conditions: {len(v)} per-image records")
+            continue
         if isinstance(v, float):
             v = float(f"{v:.4g}")
         lines.append(f"#   {k}: {v}")

@@ -10,10 +10,12 @@ from ..errors import ConfigError
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "fit", help="fit object size/shape/density/intensity to your unannotated images -> config YAML",
-        description="Detect objects classically (Otsu + distance watershed) in unannotated images and "
-                    "measure equivalent radius (5th-95th percentile), axis ratios, density, neighbour "
-                    "distances, intensities and camera noise (photon transfer). Writes a YAML overlay "
-                    "(keys of the preset's config) for `simulate/generate/benchmark --preset P --config OUT`.")
+        description="Detect objects classically (scale-adaptive Otsu + distance watershed) in unannotated "
+                    "images and measure equivalent radius (5th-95th percentile), axis ratios, density, "
+                    "neighbour distances, touching, intensities and camera noise (photon transfer), pooled "
+                    "and as one joint record per image (scene.conditions: each synthetic scene draws one). "
+                    "Writes a YAML overlay (keys of the preset's config) for "
+                    "`simulate/generate/benchmark --preset P --config OUT`.")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of single-channel 2D/3D TIFFs")
     p.add_argument("--preset", required=True, metavar="P", help="preset to fit onto, e.g. nuclei2d-dsb")
     p.add_argument("--config", metavar="FILE", help="YAML merged onto the preset before fitting")
@@ -23,6 +25,8 @@ def add_parser(sub) -> None:
                         "them, to judge the fit (never used for the fit itself)")
     p.add_argument("--max-images", type=int, default=100,
                    help="use at most this many images, evenly spread (default 100; 0 = all)")
+    p.add_argument("--pooled-only", action="store_true",
+                   help="write only the pooled ranges, not the per-image records (scene.conditions)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -44,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if args.masks:
         masks_for(subsample(images, max_images), args.masks)  # every mask present, before any work
     overlay, summary, _cfg = fit_config(images, args.preset, args.config, max_images=max_images,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress, per_image=not args.pooled_only)
     write_overlay(out, overlay, summary, source=str(args.images))
     load_config(args.preset, out)  # the file as written must load
     print(f"fitted {summary['n_images']} image(s), {summary['n_objects_total']} object(s): "
-          f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}")
+          f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}, "
+          f"{len(overlay['scene'].get('conditions', []))} per-image records")
     if args.masks:
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
         for r in compare_with_masks(images, args.masks, summary, max_images, progress=not args.no_progress):

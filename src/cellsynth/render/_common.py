@@ -40,6 +40,18 @@ def check_inputs(scene: Any, rng: Any, who: str) -> None:
             raise InputError(f"{who}: extras['overlap'] must hold integer counts, got {ov.dtype}")
 
 
+def conditioned(cfg: Any, scene: Scene, keys: Iterable[str]) -> Any:
+    """``cfg`` with the fields ``keys`` replaced by the scene's per-image condition record
+    (``scene.params["condition"]``, drawn by the simulation from ``cellsynth fit``'s records)
+    where the record sets them; unchanged otherwise."""
+    cond = scene.params.get("condition") if isinstance(scene.params, dict) else None
+    if not cond:
+        return cfg
+    upd = {k: (tuple(cond[k]) if isinstance(cond[k], list) else cond[k]) for k in keys
+           if cond.get(k) is not None}
+    return cfg.model_copy(update=upd) if upd else cfg
+
+
 def class_factors(scene: Scene, factors: dict[str, float], n: int) -> np.ndarray:
     """Per-label factor LUT (length n + 1, entry 0 unused) from a class-name -> factor mapping."""
     lut = np.ones(n + 1, dtype=np.float32)

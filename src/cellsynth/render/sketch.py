@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 
 from ..config import SketchConfig, config_to_dict
 from ..scene import Scene
-from ._common import as_config, axis_ramp, check_inputs, class_factors, emitting_labels
+from ._common import conditioned, as_config, axis_ramp, check_inputs, class_factors, emitting_labels
 
 
 def _centre_decay(scene: Scene, strength: float) -> np.ndarray:
@@ -103,6 +103,7 @@ def sketch(scene: Scene, cfg: SketchConfig | dict | None, rng: np.random.Generat
     """
     cfg = as_config(cfg, SketchConfig)
     check_inputs(scene, rng, "sketch")
+    cfg = conditioned(cfg, scene, ("intensity", "background"))  # the scene's real-image record
     n = scene.n_objects
     emit = emitting_labels(scene, cfg.membrane_classes)
 

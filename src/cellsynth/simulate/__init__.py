@@ -12,7 +12,7 @@ from cellsynth.config import SceneConfig, config_to_dict
 from cellsynth.errors import ConfigError
 from cellsynth.scene import Scene, relabel_consecutive as _relabel
 
-__all__ = ["simulate_scene"]
+__all__ = ["simulate_scene", "condition_scene"]
 
 
 def relabel_consecutive(labels: np.ndarray):
@@ -34,6 +34,10 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
     - ``"membranes"``: positions -> weighted Voronoi cells (:mod:`.membranes`), class "cell".
     - ``"organelles"``: nucleus–Golgi pairs (:mod:`.organelles`), classes "nucleus"/"golgi".
 
+    With ``cfg.conditions`` (per-image records from ``cellsynth fit``) one record is drawn
+    first and the scene is conditioned on it (:func:`condition_scene`); it is kept in
+    ``params["condition"]`` for the renderers (per-image intensities).
+
     Labels are consecutive 1..N (uint16; uint32 past 65535), every object inside the
     foreground. ``params`` holds the scene config (``"scene"``) and the achieved counts
     (``"achieved"``: requested vs placed objects).
@@ -49,6 +53,9 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
     fg = make_foreground(cfg.foreground, shape, rng)
     layers = None
     achieved: dict = {"foreground_voxels": int(fg.sum())}
+    condition = None
+    if cfg.conditions:
+        cfg, condition = condition_scene(cfg, int(fg.sum()), rng)
     if cfg.kind in ("nuclei", "membranes"):
         n = draw_count(cfg.placement, rng)
         points = place_points(cfg.placement, fg, rng, n=n)
@@ -86,5 +93,40 @@ def simulate_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
     for c in sorted(set(classes.values())):
         achieved[f"n_{c}"] = sum(1 for v in classes.values() if v == c)
     params = {"scene": config_to_dict(cfg), "achieved": achieved}
+    if condition is not None:
+        params["condition"] = condition
     return Scene(labels=labels, foreground=fg, spacing=tuple(cfg.spacing), classes=classes,
                  params=params, layers=layers, wall_thickness=cfg.membranes.wall_thickness)
+
+
+def condition_scene(cfg: SceneConfig, foreground_voxels: int, rng: np.random.Generator):
+    """Draw one of ``cfg.conditions`` and return ``(conditioned SceneConfig, record dict)``.
+
+    The record's count (density × foreground voxels, as a fixed ``n_points``), radius range,
+    nearest-neighbour spacing and touching fraction replace the config's ranges; contacts
+    are placed 1.8 × the record's geometric-mean radius apart (nuclei slightly pressed
+    together, so ``nuclei.max_occlusion`` should allow ~0.1–0.3). ``nuclei.elastic`` (px) is
+    scaled by that radius over the geometric mean of ``nuclei.radius``, so small nuclei
+    are not torn apart by a deformation meant for the average one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cellsynth.config import SceneConfig
+    >>> cfg = SceneConfig(conditions=[{"density": 1e-3, "radius": (3.0, 5.0), "touching": 0.5}])
+    >>> c, rec = condition_scene(cfg, 10000, np.random.default_rng(0))
+    >>> c.placement.n_points, c.nuclei.radius, round(c.placement.contact_distance, 2)
+    ((10, 10), (3.0, 5.0), 6.97)
+    """
+    rec = cfg.conditions[int(rng.integers(len(cfg.conditions)))]
+    n = max(1, int(round(rec.density * foreground_voxels)))
+    r_mid = float(np.sqrt(rec.radius[0] * rec.radius[1]))
+    placement = cfg.placement.model_copy(update={
+        "n_points": (n, n), "min_distance": float(rec.nn_distance), "touching": float(rec.touching),
+        "contact_distance": 1.8 * r_mid})
+    # the elastic deformation is in px: keep it relative to the nucleus size
+    r_cfg = float(np.sqrt(cfg.nuclei.radius[0] * cfg.nuclei.radius[1]))
+    nuclei = cfg.nuclei.model_copy(update={"radius": tuple(rec.radius),
+                                           "elastic": cfg.nuclei.elastic * r_mid / r_cfg})
+    out = cfg.model_copy(update={"placement": placement, "nuclei": nuclei})
+    return out, config_to_dict(rec)

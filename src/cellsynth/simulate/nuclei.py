@@ -22,7 +22,9 @@ Mitosis (Eschweiler et al. 2024 C. elegans): a fraction ``mitotic_fraction`` of 
 ``mitotic_squash`` along two random axes in 3D ("a more cylindrical shape"), one in 2D.
 
 Overlap: forbidden (default) -> a nucleus that would touch voxels of an earlier one is
-skipped (the requested count is ``len(points)``, the placed count ``labels.max()``);
+skipped (the requested count is ``len(points)``, the placed count ``labels.max()``), unless
+at most ``max_occlusion`` of its voxels are taken: then it is clipped to the free voxels and
+touches its neighbour with both labels intact (pressed, touching nuclei);
 allowed -> every nucleus is drawn whole into ``layers`` (a stack of non-overlapping label
 layers, :func:`cellsynth.scene.pack_layers`), each voxel of ``labels`` keeps its first
 owner (earlier nuclei lie on top); a nucleus entirely hidden under earlier ones is left out.
@@ -93,8 +95,11 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
             continue
         box = labels[sl]
         if boxed is None:
-            if (box[mask] != 0).any():
-                continue  # overlap forbidden: skip this nucleus
+            taken = box[mask] != 0
+            if taken.any():
+                if taken.mean() > cfg.max_occlusion:
+                    continue  # overlap forbidden: skip this nucleus
+                mask &= box == 0  # pressed against earlier nuclei: keep its free part
             box[mask] = next_id
         else:
             free = mask & (box == 0)
