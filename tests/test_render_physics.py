@@ -160,3 +160,50 @@ def test_interface_and_errors():
             PhysicsRenderer(bad)
     with pytest.raises(InputError, match="rng"):
         r.render(empty((8, 8)), 0)
+
+
+# ----------------------------------------------------------------- realism effects (issue 11)
+@pytest.mark.parametrize("shape", [(64, 64), (16, 48, 48)])
+def test_realism_effects_each_act(shape):
+    sp = (1.0,) * len(shape)
+    c = [s // 2 for s in shape]
+    sc = balls(shape, [c, [c[0]] * (len(shape) - 2) + [12, 12]], 5, sp)
+    base = dict(CLEAN, photons=(100.0, 100.0), psf_scale=0.0)
+    ref = photon_image(sc, PhysicsConfig(**base), np.random.default_rng(0))
+    out = sc.labels == 0
+    assert np.all(ref[out] == 0)
+    # haze: out-of-focus nuclei light the background smoothly (no sharp edge)
+    hz = photon_image(sc, PhysicsConfig(**base, haze=3.0), np.random.default_rng(0))
+    assert hz[out].sum() > 0 and np.allclose(hz[~out], ref[~out], atol=hz[out].max() + 1e-3)
+    # debris: small bright particles somewhere in the field
+    db = photon_image(sc, PhysicsConfig(**base, debris=50.0), np.random.default_rng(0))
+    assert db[out].max() > 0
+    # background texture: not one flat level
+    flat = photon_image(sc, PhysicsConfig(**{**base, "background_photons": 20.0}), np.random.default_rng(0))
+    tex = photon_image(sc, PhysicsConfig(**{**base, "background_photons": 20.0}, background_texture=0.5),
+                       np.random.default_rng(0))
+    assert np.ptp(flat[out]) == 0 and tex[out].std() > 2.0
+    assert tex.min() >= 0
+    # brightness heterogeneity: the two objects differ
+    br = photon_image(sc, PhysicsConfig(**base, brightness_sd=0.5), np.random.default_rng(0))
+    assert abs(br[sc.labels == 1].mean() - br[sc.labels == 2].mean()) > 1.0
+
+
+def test_illumination_darkens_the_edges():
+    sc = filled((64, 64))
+    img = photon_image(sc, PhysicsConfig(**CLEAN, photons=(100.0, 100.0), psf_scale=0.0, illumination=0.5),
+                       np.random.default_rng(0))
+    assert img.max() <= 100.0 + 1e-3 and img.min() >= 0
+    corners = [img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]]
+    assert min(corners) < 0.8 * img.max()
+    sc3 = filled((6, 32, 32))
+    img3 = photon_image(sc3, PhysicsConfig(**CLEAN, photons=(100.0, 100.0), psf_scale=0.0, illumination=0.5),
+                        np.random.default_rng(0))
+    assert np.allclose(img3[0], img3[-1])  # lateral vignetting, the same in every slice
+
+
+def test_defocus_blur_grows_with_distance():
+    from cellsynth.render.physics import defocus_sigma_um
+    cfg = PhysicsConfig(na=0.75, refractive_index=1.33)
+    s = defocus_sigma_um(cfg, [0.0, 2.0, 8.0])
+    assert s[0] == pytest.approx(psf_sigma_um(cfg)[0]) and s[0] < s[1] < s[2]
