@@ -48,6 +48,10 @@ ONLY_3D = {
     "render.physics.refractive_index",  # enters the axial PSF width only (and bounds na)
     "scene.nuclei.sh_decay",  # 2D harmonics are a Fourier series: one index, nothing to choose
 }
+# Keys that act only in 2D: walked on the 2D presets only.
+ONLY_2D = {
+    "render.physics.thickness",  # projected thickness of a dome nucleus; a 3D scene has the real one
+}
 
 DIFFUSION_PRESET = "nuclei2d-dsb"  # the preset of the shipped diffusion model
 
@@ -151,6 +155,19 @@ def _context(key: str, ndim: int, data: dict) -> dict:
         "render.cyclegan.overlap": {"render": {"cyclegan": {"tile": [16, 16]}}},
         "render.cyclegan.crop": {"render": {"cyclegan": {"tile": [16, 16]}}},
         "render.diffusion.foreground": {"render": {"diffusion": {"match_intensities": True}}},
+        "scene.conditions": {"scene": {"kind": "nuclei"}},
+        "scene.placement.touching": {"scene": {"placement": {"method": "poisson", "n_points": [6, 8]}}},
+        "scene.placement.contact_distance": {"scene": {"placement": {"method": "poisson", "n_points": [6, 8],
+                                                                     "touching": 1.0}}},
+        "scene.nuclei.max_occlusion": {"scene": {"nuclei": {"allow_overlap": False},
+                                                 "placement": {"method": "poisson", "n_points": [12, 14],
+                                                               "min_distance": 0.0}}},
+        "render.physics.haze_defocus_um": {"render": {"physics": {"haze": 3.0}}},
+        "render.physics.debris_radius_um": {"render": {"physics": {"debris": 20.0}}},
+        "render.physics.debris_brightness": {"render": {"physics": {"debris": 20.0}}},
+        "render.physics.background_scale_um": {"render": {"physics": {"background_texture": 0.5,
+                                                                      "background_photons": 20.0,
+                                                                      "background_scale_um": 1.0}}},
     }
     ctx = dict(table.get(key, {}))
     section = key.split(".")[1] if key.startswith("scene.") else None
@@ -193,6 +210,9 @@ def _explicit(key: str, value, ndim: int, data: dict) -> list | None:
         "render.diffusion.tile": [[32, 32], [16, 16]],
         "render.diffusion.background": [-0.5, 0.5],
         "render.diffusion.foreground": [[0.0, 0.5], [0.5, 0.9]],
+        "scene.conditions": [[{"density": 4e-3 if ndim == 2 else 5e-4, "radius": [2.0, 3.0]}]],
+        "render.physics.debris": [20.0],
+        "render.physics.haze": [3.0],
     }
     if key.split(".")[-1] in ("tile", "overlap", "crop") and key.split(".")[1] in ("cgan", "cyclegan"):
         return {"tile": [[16, 16], [24, 24]], "overlap": [[4, 4], [8, 8]], "crop": [[2, 2], [4, 4]]}[key.split(".")[-1]]
@@ -343,7 +363,7 @@ def _walk(preset: str, root: Path, models: dict[str, tuple[Path, Path]]) -> tupl
     for key, ann in _leaves(Config):
         if key in METADATA_ONLY | SELECTS_RENDERER:
             continue
-        if key in ONLY_3D and ndim == 2:
+        if (key in ONLY_3D and ndim == 2) or (key in ONLY_2D and ndim == 3):
             continue
         if key.startswith(tuple(f"render.{r}." for r in LEARNED)) and not diffusion:
             continue
@@ -398,7 +418,7 @@ def test_every_key_changes_the_output(preset, tmp_path_factory, tiny_models):
 
 def test_lists_name_real_keys():
     keys = {k for k, _ in _leaves(Config)}
-    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, PENDING, ONLY_3D):
+    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, PENDING, ONLY_3D, ONLY_2D):
         assert group <= keys, group - keys
 
 
