@@ -28,6 +28,7 @@ ROWS = [("radius_p5", "equivalent radius p5 (px)"), ("radius_p50", "equivalent r
         ("density_p5", "density p5 (objects / 10⁴ px)"), ("density_p50", "density p50 (objects / 10⁴ px)"),
         ("density_p95", "density p95 (objects / 10⁴ px)"), ("nn_distance_p5", "nearest-neighbour distance p5 (px)"),
         ("nn_distance_p50", "nearest-neighbour distance p50 (px)"), ("coverage_p50", "foreground fraction p50"),
+        ("touching_p50", "touching fraction p50 (objects sharing a face)"),
         ("intensity_p5", "object intensity p5 (normalised)"), ("intensity_p50", "object intensity p50 (normalised)"),
         ("intensity_p95", "object intensity p95 (normalised)"), ("background_p50", "background p50 (normalised)"),
         ("gain", "camera gain (ADU/e⁻, photon transfer)"), ("offset", "offset (ADU)"),
