@@ -57,7 +57,8 @@ def fit_only(args) -> None:
         scale = 1e4 if key.startswith("density") else 1.0
         rel = abs(f - r) / abs(r) if r else float("nan")
         print(f"| {name} | {f * scale:.3g} | {r * scale:.3g} | {rel:.0%} |")
-    print("\noverlay:\n" + json.dumps(overlay))
+    conditions = overlay["scene"].pop("conditions", [])
+    print(f"\noverlay ({len(conditions)} per-image records in scene.conditions, not shown):\n" + json.dumps(overlay))
 
 
 def benchmark(args) -> None:
