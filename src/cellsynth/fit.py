@@ -130,20 +130,16 @@ def touching_fraction(labels: np.ndarray) -> float:
     >>> round(touching_fraction(lab), 3)
     0.667
     """
+    from .simulate.encode import boundaries
+
     labels = np.asarray(labels)
-    n = int(labels.max()) if labels.size else 0
-    if n == 0:
+    present = np.unique(labels)
+    present = present[present > 0]
+    if present.size == 0:
         return 0.0
-    touch = np.zeros(n + 1, bool)
-    for ax in range(labels.ndim):
-        a = np.moveaxis(labels, ax, 0)[:-1].ravel()
-        b = np.moveaxis(labels, ax, 0)[1:].ravel()
-        m = (a > 0) & (b > 0) & (a != b)
-        touch[a[m]] = True
-        touch[b[m]] = True
-    present = np.bincount(labels.ravel(), minlength=n + 1) > 0
-    present[0] = False
-    return float(touch[present].sum() / max(int(present.sum()), 1))
+    # the one boundary mask, interfaces between two objects only
+    touching = np.unique(labels[boundaries(labels, touching_only=True)])
+    return float(np.isin(present, touching).sum() / present.size)
 
 
 def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:

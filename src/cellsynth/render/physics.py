@@ -109,9 +109,9 @@ def thickness_profile(labels: np.ndarray, weight: float) -> np.ndarray:
     >>> bool(f[4, 4] == 1.0 and f[1, 4] < 0.8 and f[0, 0] == 1.0)
     True
     """
-    from skimage.segmentation import find_boundaries
+    from ..simulate.encode import boundaries
 
-    inner = (labels > 0) & ~find_boundaries(labels, mode="inner")
+    inner = (labels > 0) & ~boundaries(labels)
     d = ndi.distance_transform_edt(inner) + (labels > 0)  # 1 on the rim, growing inward
     dmax = ndi.maximum(d, labels, index=np.arange(int(labels.max()) + 1))
     dmax = np.asarray(dmax, float)
