@@ -47,12 +47,16 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 def _add_global_options(p: argparse.ArgumentParser, default) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("-q", "--quiet", action="store_true", default=default,
-                   help="errors only: no progress bars, summary lines or log messages")
-    g.add_argument("-v", "--verbose", action="count", default=default,
-                   help="log progress details (-v: info, -vv: debug)")
-    g.add_argument("--log-level", choices=LOG_LEVELS, type=str.upper, default=default,
-                   help="log level (default WARNING; overrides -v/-q for logging)")
+    options = [(("-q", "--quiet"), dict(action="store_true", help="errors only: no progress bars, summary lines "
+                                                                  "or log messages")),
+               (("-v", "--verbose"), dict(action="count", help="log progress details (-v: info, -vv: debug)")),
+               (("--log-level",), dict(choices=LOG_LEVELS, type=str.upper,
+                                       help="log level (default WARNING; overrides -v/-q for logging)"))]
+    for flags, kw in options:
+        # a command's own option of the same spelling wins there (the global one still works before it)
+        flags = tuple(f for f in flags if f not in p._option_string_actions)
+        if any(f.startswith("--") for f in flags):
+            g.add_argument(*flags, default=default, **kw)
 
 
 def log_level(args: argparse.Namespace) -> int:
