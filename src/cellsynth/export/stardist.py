@@ -63,8 +63,9 @@ def star_convexity(labels: np.ndarray, n_rays: int = 32, spacing=None) -> np.nda
 
     The shape is StarDist's: from the object's centre (its centroid, or the object voxel
     nearest to it when the centroid lies outside), ``n_rays`` rays run to the first
-    background voxel. A voxel counts as covered when it is no farther from the centre
-    than the end of the ray nearest in direction (with half a voxel diagonal of slack). A star-convex
+    background voxel. A voxel counts as covered when it is no farther from the centre than
+    the shape's radius in its direction — the lengths of the ``ndim`` rays nearest in
+    direction, weighted by inverse angle — with half a voxel diagonal of slack. A star-convex
     object loses ~0; a crescent or a dumbbell seen off-centre loses a large share.
     ``spacing`` makes rays equiangular in physical space (anisotropic 3D).
 
@@ -72,7 +73,7 @@ def star_convexity(labels: np.ndarray, n_rays: int = 32, spacing=None) -> np.nda
     >>> disk = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2).astype(np.uint16)
     >>> crescent = disk * ~(((yy - 20) ** 2 + (xx - 28) ** 2) <= 13 ** 2)
     >>> [round(float(star_convexity(m, 32)[0]), 2) for m in (disk, crescent)]
-    [0.0, 0.24]
+    [0.0, 0.25]
     """
     ndim = labels.ndim
     sp = np.asarray(spacing if spacing is not None else (1.0,) * ndim, float)
@@ -98,9 +99,13 @@ def star_convexity(labels: np.ndarray, n_rays: int = 32, spacing=None) -> np.nda
         ray_len = steps[np.maximum(first_out - 1, 0)]
         d = vox - c
         dist = np.linalg.norm(d, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nearest = np.argmax((d / np.maximum(dist, 1e-9)[:, None]) @ dirs.T, axis=1)
-        covered = dist <= ray_len[nearest] + 0.5 * np.sqrt(ndim)
+        # the shape's radius in a voxel's direction: the lengths of the `ndim` nearest rays
+        # (the two bracketing it in 2D, a triangle of rays in 3D), weighted by inverse angle
+        cos = np.clip((d / np.maximum(dist, 1e-9)[:, None]) @ dirs.T, -1, 1)
+        near = np.argsort(-cos, axis=1)[:, :ndim]
+        w = 1.0 / (np.arccos(np.take_along_axis(cos, near, 1)) + 1e-3)
+        radius = (w * ray_len[near]).sum(1) / w.sum(1)
+        covered = dist <= radius + 0.5 * np.sqrt(ndim)
         lost[i] = 1.0 - covered.mean()
     return lost
 
