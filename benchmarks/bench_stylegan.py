@@ -12,7 +12,7 @@ For each model this draws ``--n`` pairs (truncation ψ = 1) and measures
 - mask fidelity: the classical segmenter (Otsu + watershed, no training) applied to the
   generated images and scored against the generated, decoded masks (AP@0.5), next to the
   same on real crops against their real masks;
-- with ``--segment``: seed 002's experiment in miniature — the U-Net segmenter trained on real
+- with ``--segment``: Lesmes-Leon et al. 2025's experiment in miniature — the U-Net segmenter trained on real
   training images, on real + generated pairs and on generated pairs only (same steps, 64²
   patches), AP@0.5 on the ``val`` images, Wilcoxon rank-sum tests between the arms.
 
@@ -113,7 +113,7 @@ def main() -> None:
 
 
 def segmentation_experiment(model: Path, dsb: Path, n: int, steps: int) -> dict:
-    """Real / real + generated / generated → U-Net segmenter → AP@0.5 on val (seed 002 Tables 2–3)."""
+    """Real / real + generated / generated → U-Net segmenter → AP@0.5 on val (Lesmes-Leon et al. 2025 Tables 2–3)."""
     from cellsynth.benchmark.syn2real import ranksum_tests, score_arm, summarize_arm
     from cellsynth.config import validate
     from cellsynth.dataset import read_pairs

@@ -19,7 +19,7 @@ drop_covered, percentiles, ema, seed, threads, checkpoint_every (see generative/
 
 
 def add_parser(kinds) -> None:
-    g = kinds.add_parser("stylegan", help="StyleGAN2 drawing image + instance mask together (seed 002)",
+    g = kinds.add_parser("stylegan", help="StyleGAN2 drawing image + instance mask together (Lesmes-Leon et al. 2025)",
                          description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("--images", required=True, type=Path, help="folder of real 2D images (TIFF)")
     g.add_argument("--masks", required=True, type=Path, help="folder of their instance masks (same file names)")

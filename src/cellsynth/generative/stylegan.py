@@ -1,14 +1,14 @@
 """StyleGAN2 that draws an image and its instance mask together (Lesmes-Leon et al. 2025).
 
 Training pairs: random crops of real images (percentile-normalised to [-1, 1]) and their
-instance masks, each crop's mask encoded as seed 002's grayscale overlap mask
+instance masks, each crop's mask encoded as Lesmes-Leon et al. 2025's grayscale overlap mask
 (:func:`cellsynth.simulate.encode.grayscale_overlap`: few gray labels, shuffled per crop)
 and scaled to [-1, 1]. The generator (:class:`cellsynth.nn.stylegan2.Generator`) outputs
 image and mask channels; the discriminator sees them concatenated. Losses (Karras et al.
 2020): non-saturating logistic loss, lazy R1 on reals every ``r1_interval`` steps
 (γ/2·E‖∇D(x)‖², scaled by the interval), optional lazy path-length regularisation; w_avg
 tracked for truncation ψ. Augmentations against a small training set, any combination
-(seed 002 used all three): DiffAugment (Zhao et al. 2020), ADA (Karras et al. 2020, the
+(Lesmes-Leon et al. 2025 used all three): DiffAugment (Zhao et al. 2020), ADA (Karras et al. 2020, the
 loop's; intensity augmentations on the image channel only) and APA (Jiang et al. 2021: with
 probability p a generated sample is shown to D as real; p adapted like ADA's, in [0, 1)).
 
@@ -48,7 +48,7 @@ class StyleGANTrainConfig(AdversarialTrainConfig):
     """``cellsynth train stylegan --config F`` (YAML/JSON); loop keys as :class:`AdversarialTrainConfig`.
 
     Defaults are a CPU configuration at 64² that trains for real in well under an hour;
-    raise ``channel_base``/``channel_max``/``resolution`` on a GPU (seed 002: 256²–512², batch 16).
+    raise ``channel_base``/``channel_max``/``resolution`` on a GPU (Lesmes-Leon et al. 2025: 256²–512², batch 16).
     """
 
     steps: Annotated[int, Field(ge=1)] = 3000
@@ -64,7 +64,7 @@ class StyleGANTrainConfig(AdversarialTrainConfig):
     resolution: Annotated[int, Field(ge=8, le=1024)] = 64
     z_dim: Annotated[int, Field(ge=1)] = 64
     w_dim: Annotated[int, Field(ge=1)] = 64
-    mapping_layers: Annotated[int, Field(ge=1)] = 2      # seed 002: 2 (LIVECell), 4 (TissueNet)
+    mapping_layers: Annotated[int, Field(ge=1)] = 2      # Lesmes-Leon et al. 2025: 2 (LIVECell), 4 (TissueNet)
     channel_base: Annotated[int, Field(ge=1)] = 1024
     channel_max: Annotated[int, Field(ge=1)] = 32
     mask_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
@@ -81,7 +81,7 @@ class StyleGANTrainConfig(AdversarialTrainConfig):
     diffaugment: list[Literal["color", "translation", "cutout"]] = []
     apa: bool = False
     # data
-    max_labels: Annotated[int, Field(ge=1, le=255)] = 4   # label cap (seed 002: 4 LIVECell, 3 TissueNet)
+    max_labels: Annotated[int, Field(ge=1, le=255)] = 4   # label cap (Lesmes-Leon et al. 2025: 4 LIVECell, 3 TissueNet)
     drop_covered: Annotated[float, Field(ge=0, le=1)] = 0.7
     percentiles: tuple[float, float] = (1.0, 99.8)
     area_quantiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] = (1.0, 99.0)
