@@ -40,6 +40,7 @@ from ..modelfolder import (config_error, describe_training_data, load_weights, r
                            save_model_folder)
 from ..errors import InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
+from .. import ddp
 from ..nn.unet import UNet
 from ..simulate import encode
 from .augment import AugmentConfig, augment_pair
@@ -426,7 +427,9 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
             raise ConfigError(f"config key '{name}' = {val}: needs {ndim} sizes (the data are {ndim}D), "
                               f"each a multiple of {net.divisor}")
 
-    rng = np.random.default_rng(cfg.seed)
+    distributed = ddp.setup(dev)  # under torchrun: one process per device, gradients averaged by DDP
+    # each process draws its own patches; rank 0 (and a single process) the stream of `seed` alone
+    rng = np.random.default_rng(cfg.seed if ddp.rank() == 0 else [cfg.seed, ddp.rank()])
     images = [img for _, img, _ in pairs]
     norms = [percentile_range(img, *cfg.percentiles) for img in images]
     targets = [training_target(m) for _, _, m in pairs]
@@ -435,12 +438,14 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     del pairs
 
     net = net.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    model = ddp.wrap(net, dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     w = torch.tensor(weights, dtype=torch.float32, device=dev)
     curve, ema, t0 = [], None, time.time()
-    bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress, dynamic_ncols=True, leave=True)
+    bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress or not ddp.is_main(), dynamic_ncols=True,
+               leave=True)
     for step in bar:
         xs, ys = [], []
         for _ in range(cfg.batch_size):
@@ -453,7 +458,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
         yb[yb == TOUCHING] = 1
         yb[yb == IGNORE] = -100
         yb, pw = yb.to(dev), pw.to(dev)
-        loss = segmentation_loss(net(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
+        loss = segmentation_loss(model(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -472,15 +477,17 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
         "normalisation": {"method": "percentile", "percentiles": list(cfg.percentiles)},
         "postprocess": cfg.postprocess.model_dump(),
         "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
-        "training": {"datasets": data, "n_images": len(images), "patch": patch,
+        "training": {"datasets": data, "n_images": len(images), "patch": patch, "processes": ddp.world_size(),
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
                      "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed, "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
     }
     seg = Segmenter(net, config, device=dev)
-    if out is not None:
+    if out is not None and ddp.is_main():  # the weights are the same in every process: written once
         seg.save(out)
+    if distributed:
+        ddp.barrier()  # no process returns before the model folder exists
     return seg
 
 
