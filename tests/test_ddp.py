@@ -1,4 +1,4 @@
-"""Segmenter training under DistributedDataParallel: 2 CPU processes, gloo (what torchrun launches)."""
+"""Training under DistributedDataParallel: 2 CPU processes, gloo (what torchrun launches); segmenter and DDPM."""
 from __future__ import annotations
 
 import json
@@ -63,3 +63,39 @@ def test_two_processes_average_gradients_and_save_once(tmp_path):
     from cellsynth.segment.unet import load_segmenter
     saved = torch.cat([p.detach().flatten() for p in load_segmenter(tmp_path / "m").net.parameters()]).numpy()
     np.testing.assert_array_equal(saved, w0)
+
+
+def _diffusion_worker(rank: int, world: int, port: int, images: str, out: str, results: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from cellsynth.generative import diffusion as D
+    cfg = D.DiffusionTrainConfig(channels=[8, 16], batch_size=2, seed=0, threads=1, patch_size=[16, 16],
+                                 checkpoint_every=2)
+    writes = []
+    original = D.save_model
+
+    def counting_save(*a, **kw):
+        writes.append(rank)
+        return original(*a, **kw)
+    D.save_model = counting_save
+    D.train_diffusion(images, out, cfg, steps=3, progress=False)
+    with open(os.path.join(results, f"d{rank}.json"), "w") as f:
+        json.dump({"writes": len(writes)}, f)
+    torch.distributed.destroy_process_group()
+
+
+def test_diffusion_two_processes_write_once(tmp_path):
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        write_tiff(tmp_path / "imgs" / f"{i}.tif", (rng.random((32, 32)) * 200).astype(np.uint8))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "r").mkdir()
+    mp.spawn(_diffusion_worker, args=(2, port, str(tmp_path / "imgs"), str(tmp_path / "m"), str(tmp_path / "r")),
+             nprocs=2)
+    writes = [json.loads((tmp_path / "r" / f"d{k}.json").read_text())["writes"] for k in (0, 1)]
+    assert writes == [2, 0]  # checkpoints at steps 2 and 3, by rank 0 only
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert json.dumps(cfg).count('"processes": 2') == 1

@@ -51,6 +51,7 @@ from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_ra
 from ..nn.unet import UNet
 from .. import tiling
 from .training import EMA as _EMA, autocast as _autocast
+from .. import ddp
 from .training import optimizer_from_tensors as _optimizer_from_tensors
 from .training import optimizer_to_tensors as _optimizer_to_tensors
 
@@ -332,13 +333,17 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
     net.to(dev)
     schedule = Schedule(cfg.T, cfg.cosine_s, cfg.max_beta)
     ab = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float32, device=dev)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    distributed = ddp.setup(dev)  # under torchrun: gradients averaged over processes, rank 0 writes
+    model = ddp.wrap(net, dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     use_amp = dev.type == "cuda" and cfg.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported()) \
         if dev.type == "cuda" else None
 
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    # each process its own patches and noise; rank 0 (and a single process) the streams of `seed` alone
+    rank = ddp.rank()
+    rng = np.random.default_rng(cfg.seed if rank == 0 else [cfg.seed, rank])
+    gen = torch.Generator().manual_seed(cfg.seed if rank == 0 else cfg.seed + 7919 * rank)
 
     def sample_batch() -> np.ndarray:
         batch = np.empty((cfg.batch_size, 1, *patch), np.float32)
@@ -367,13 +372,19 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
         gen.set_state(st["rng.torch"])
         rng.bit_generator.state = saved["numpy_rng"]
         start, elapsed = int(saved["step"]), float(saved.get("elapsed_s", 0.0))
+        if rank:  # the checkpoint holds rank 0's streams; the others continue on their own
+            rng = np.random.default_rng([cfg.seed, rank, start])
+            gen = torch.Generator().manual_seed(cfg.seed + 7919 * rank + start)
 
     def record(step: int) -> dict:
         return {"data": data, "n_images": len(arrays), "steps": step, "batch_size": cfg.batch_size,
                 "lr": cfg.lr, "ema": cfg.ema, "time_s": round(elapsed, 1), "device": dev.type,
-                "n_parameters": sum(p.numel() for p in net.parameters())}
+                "n_parameters": sum(p.numel() for p in net.parameters()), "processes": ddp.world_size()}
 
     def save(step: int) -> None:
+        if not ddp.is_main():  # every process holds the same weights: written once
+            ddp.barrier()
+            return
         opt_t, groups = _optimizer_to_tensors(opt)
         tensors = {**{f"net.{k}": v for k, v in net.state_dict().items()},
                    **{f"ema.{k}": v for k, v in ema.shadow.items()}, **opt_t, "rng.torch": gen.get_state()}
@@ -383,9 +394,12 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
                                              "train_config": cfg.model_dump(mode="json")})
         save_model(net, _model_config(net_args, schedule, cfg, lohi, intensity, patch, record(step)), out,
                    state_dict=ema.shadow)
+        if distributed:
+            ddp.barrier()
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=cfg.steps, initial=start, desc="train diffusion", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=start, desc="train diffusion", disable=not progress or not ddp.is_main(),
+               dynamic_ncols=True)
     net.train()
     t0 = t_prev = time.perf_counter()
     run_s = 0.0
@@ -396,7 +410,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
         a = ab[k].reshape(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         with _autocast(dev, use_amp):
-            pred = net(xt, k.float())
+            pred = model(xt, k.float())
         loss = F.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
