@@ -489,7 +489,9 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
 
     # 8. statistics and report
     stage("report: Wilcoxon rank-sum tests, plots, report.html + report.json")
-    report["arms"] = {k: report["arms"][k] for k in ARMS_ORDER if k in report["arms"]}
+    # known arms in their order, then any other renderer's Syn2Real arm (cgan, cyclegan, ...)
+    report["arms"] = {k: report["arms"][k] for k in [a for a in ARMS_ORDER if a in report["arms"]]
+                      + [a for a in report["arms"] if a not in ARMS_ORDER]}
     report["tests"] = ranksum_tests(report["arms"], "ap50")
     report["notes"] += _notes(report)
     report["targets"] = targets(report)
