@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/cellsynth demo --out demo_output
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -35,9 +35,10 @@ def main() -> None:
         images = images[::max(1, len(images) // args.n)][:args.n]
     variants = {"fixed (σ 1, seed spacing 4 px, min 15 px)": dict(adaptive=False),
                 "scale-adaptive (σ max(1, 0.1 r), spacing 0.8 r, min 0.1 A)": dict(adaptive=True)}
-    print(f"{len(images)} {args.split} images; commit "
-          f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, capture_output=True, text=True).stdout.strip()}\n")
-    print("| classical variant | AP@0.5 (mean/image) | AP@0.5:0.95 | precision@0.5 | recall@0.5 | objects found / true | s |")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    print(f"{len(images)} {args.split} images; commit {head.stdout.strip()}\n")
+    print("| classical variant | AP@0.5 (mean/image) | AP@0.5:0.95 | precision@0.5 | recall@0.5 "
+          "| objects found / true | s |")
     print("|---|---|---|---|---|---|---|")
     for name, kw in variants.items():
         t0 = time.time()

@@ -5,7 +5,8 @@ For a subset of ``nuclei2d-dsb2018/val`` (centre crops, sizes below): the real m
 against the real image it should resemble. All images are percentile-normalised
 (1st/99.8th → [0, 1]) before scoring. Metrics (cellsynth.metrics.image): PSNR
 (data_range 1), ZNCC and the Bhattacharyya distance of the 256-bin intensity
-histograms (mean of per-image distances, and "pooled": all pixels of the set vs all real pixels). Rows: the sketch itself, the physics renderer (when
+histograms (mean of per-image distances, and "pooled": all pixels of the set vs all real pixels).
+Rows: the sketch itself, the physics renderer (when
 present), the diffusion model (t_start 400, σ 1, K 50), and the diffusion model
 fed with an "oracle" sketch whose per-nucleus intensities are the real image's
 means (the paper's HeLa+t / cervical protocol).
@@ -160,7 +161,7 @@ def main() -> None:
         for t_start in args.t_starts:
             for sigma in args.sigmas:
                 r, fwd = [], []
-                for i, (name, img, lab) in enumerate(cpairs):
+                for i, (_name, img, lab) in enumerate(cpairs):
                     real01 = normalize_percentile(img, 1.0, 99.8, clip=True)
                     s = sketch(scene_of(lab), sk_cfg, np.random.default_rng(1000 + i))
                     out = sdedit(model, s, t_start=t_start, steps=min(args.steps, t_start), sigma=sigma, seed=i,

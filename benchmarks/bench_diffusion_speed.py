@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cellsynth import tiling
 from cellsynth.generative import diffusion as D
 from cellsynth.nn.unet import UNet
-from cellsynth import tiling
 from cellsynth.render.diffusion import default_model_path
-
-HERE = Path(__file__).resolve().parent
 
 
 def blob_sketch(shape, rng, n=None):
@@ -72,7 +70,7 @@ def quality_vs_k(model, ks, n, crop):
     out = {}
     for k in ks:
         rows = []
-        for i, (name, img, lab) in enumerate(pairs):
+        for i, (_name, img, lab) in enumerate(pairs):
             real01 = Q.normalize_percentile(img, 1.0, 99.8, clip=True)
             s = sketch(Q.scene_of(lab), sk_cfg, np.random.default_rng(1000 + i))
             rows.append(Q.score(real01, D.sdedit(model, s, t_start=400, steps=k, sigma=1.0, seed=i,
@@ -121,7 +119,8 @@ def main() -> None:
         t, c = timed(lambda: D.sdedit(m3, vol, t_start=400, steps=args.k3d, seed=0))
         per_step = t / args.k3d
         res["3d"] = {"volume": [64, 256, 256], "measured_steps": args.k3d, "measured_s": t, "cpu_s": c,
-                     "s_per_step": per_step, "cpu_s_per_step": c / args.k3d, "tile": tiling.auto_tile(vol.shape, m3.net.divisor, None, 0.125),
+                     "s_per_step": per_step, "cpu_s_per_step": c / args.k3d,
+                     "tile": tiling.auto_tile(vol.shape, m3.net.divisor, None, 0.125),
                      "n_parameters": sum(p.numel() for p in m3.net.parameters()),
                      "estimated_s_per_volume": {k: per_step * k for k in args.ks},
                      "estimated_cpu_s_per_volume": {k: c / args.k3d * k for k in args.ks}}
@@ -129,6 +128,7 @@ def main() -> None:
 
     if "train" not in args.skip:
         import tempfile
+
         import tifffile
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp) / "imgs"
@@ -145,7 +145,7 @@ def main() -> None:
             print("train", res["train"], flush=True)
 
     if "tiling" not in args.skip:
-        net, dev = model.net, torch.device("cpu")
+        net = model.net
         k = torch.tensor([200.0])
         pred = lambda p: net(p, k.expand(p.shape[0]))
         res["tiling"] = []

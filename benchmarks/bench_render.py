@@ -85,7 +85,8 @@ def main() -> None:
         "physics_wall_s": round(t_phys, 2), "physics_cpu_s": round(c_phys, 2),
         "physics_photons_cpu_s": round(c_ph, 2), "physics_camera_cpu_s": round(c_cam, 2),
         "physics_dtype": str(img.dtype),
-        "sketch_wall_s": round(t_sk, 2), "sketch_cpu_s": round(c_sk, 2), "sketch_range": [float(s.min()), float(s.max())],
+        "sketch_wall_s": round(t_sk, 2), "sketch_cpu_s": round(c_sk, 2),
+        "sketch_range": [float(s.min()), float(s.max())],
         "load_avg_1min": round(os.getloadavg()[0], 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2),
     }

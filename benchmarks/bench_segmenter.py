@@ -54,9 +54,9 @@ def main() -> int:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True).stdout.strip()
     from cellsynth.dataset import read_pairs
+    from cellsynth.io import read_image, read_labels
     from cellsynth.segment.classical import classical_segment
     from cellsynth.segment.unet import SegmenterConfig, load_segmenter, train_segmenter
-    from cellsynth.io import read_image, read_labels
 
     cfg = SegmenterConfig(channels=args.channels, batch_size=args.batch_size, steps=args.steps,
                           patch=[args.patch, args.patch])

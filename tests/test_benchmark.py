@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from cellsynth.cli import main
 from cellsynth.benchmark import syn2real as bm
+from cellsynth.cli import main
 from cellsynth.io import write_tiff
 from cellsynth.metrics.compare import score_segmentation
 

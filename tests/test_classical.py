@@ -6,8 +6,8 @@ import pytest
 from skimage.draw import disk
 from skimage.morphology import ball
 
-from cellsynth.segment.classical import classical_segment, finish_labels, object_scale
 from cellsynth.errors import InputError
+from cellsynth.segment.classical import classical_segment, finish_labels, object_scale
 
 
 def _blobs_2d(rng):

@@ -96,7 +96,8 @@ def test_images_unpaired_and_paired(tmp_path, rng, capsys):
         img = render(lab, rng)
         write_tiff(real / f"s{k}.tif", img)
         # synthetic: float image of the same scene, different scale; one extra unpaired file
-        write_tiff(syn / f"s{k}.tif", (img.astype(np.float32) / 255 + rng.normal(0, 0.02, img.shape)).astype(np.float32))
+        noisy = img.astype(np.float32) / 255 + rng.normal(0, 0.02, img.shape)
+        write_tiff(syn / f"s{k}.tif", noisy.astype(np.float32))
     write_tiff(syn / "extra.tif", rng.random((40, 40)).astype(np.float32))
     out = tmp_path / "img.json"
     assert main(["evaluate", "images", "--real", str(real), "--synthetic", str(syn), "--json", str(out),

@@ -7,7 +7,6 @@ import socket
 import pytest
 
 import cellsynth.dataset
-
 from cellsynth.cli import main
 from cellsynth.config import load_config
 from cellsynth.dataset import _Job, generate_dataset

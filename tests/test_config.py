@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from cellsynth.config import Config, list_presets, load_config, parse_override
-
 from cellsynth.errors import ConfigError
 
 EXPECTED = {"nuclei2d-dsb", "nuclei2d-gowt1", "nuclei2d-hela", "nuclei3d-celegans",

@@ -13,10 +13,8 @@ import pytest
 import tifffile
 
 from cellsynth.config import load_config
-
-from cellsynth.errors import ConfigError
 from cellsynth.dataset import generate_dataset, load_manifest, read_pairs
-from cellsynth.errors import InputError
+from cellsynth.errors import ConfigError, InputError
 
 TINY2D = ["scene.shape=[48,48]", "scene.placement.n_points=[3,6]", "scene.placement.min_distance=8",
           "scene.nuclei.radius=[4,6]"]
@@ -45,7 +43,7 @@ def test_layout_manifest_and_determinism(tmp_path, preset, over, renderer):
     s0 = m["samples"][0]
     assert s0["seed"] == 7 and s0["renderer"] == renderer and s0["preset"] == preset
     assert len(s0["spacing"]) == len(cfg.scene.shape)
-    for name, ip, mp in pairs:
+    for _name, ip, mp in pairs:
         img, lab = tifffile.imread(ip), tifffile.imread(mp)
         assert img.shape == lab.shape == tuple(cfg.scene.shape)
         assert lab.dtype == np.uint16
@@ -93,7 +91,6 @@ def test_resume_after_kill(tmp_path):
 def test_labels_mode_keeps_names_and_masks(tmp_path):
     lab_dir = tmp_path / "labels"
     lab_dir.mkdir()
-    rng = np.random.default_rng(0)
     for name, shape in [("cellA", (40, 40)), ("cellB", (30, 50))]:
         lab = np.zeros(shape, np.uint16)
         lab[5:15, 5:15] = 1

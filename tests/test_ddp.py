@@ -19,8 +19,8 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, results: str)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from cellsynth import ddp
     import cellsynth.segment.unet as unet
+    from cellsynth import ddp
     ddp.setup(torch.device("cpu"))
     # gradients are averaged: rank r feeds (r + 1) * ones to the same linear layer
     torch.manual_seed(0)

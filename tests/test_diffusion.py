@@ -12,9 +12,8 @@ import tifffile
 import torch
 
 from cellsynth.cli import main
-from cellsynth.errors import ConfigError
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.generative import diffusion as D
-from cellsynth.errors import InputError
 
 TINY = dict(channels=[8, 16], batch_size=2, checkpoint_every=2, seed=0, threads=1)
 

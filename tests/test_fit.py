@@ -6,11 +6,11 @@ import pytest
 import yaml
 from scipy import ndimage as ndi
 
-from cellsynth.cli import main
-from cellsynth.config import Config, load_config, validate
 from cellsynth import fit
-from cellsynth.io import write_tiff
+from cellsynth.cli import main
+from cellsynth.config import Config, load_config
 from cellsynth.errors import InputError
+from cellsynth.io import write_tiff
 
 
 def _blobs(shape, radius, n, rng, bg=10.0, fg=120.0):

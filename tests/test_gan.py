@@ -308,8 +308,8 @@ def test_bad_inputs_refused_before_writing(tmp_path):
         load_translator(out, kinds=("cyclegan",))
     with pytest.raises(InputError, match="'cellsynth-cgan' checkpoint, not"):
         train_cyclegan(imgs, out, _cyc_cfg(2), masks=masks, resume=True, progress=False)
-    from cellsynth.render import make_renderer
     from cellsynth.config import RenderConfig
+    from cellsynth.render import make_renderer
     with pytest.raises(InputError, match="not 'cellsynth-cyclegan'"):
         make_renderer("cyclegan", RenderConfig(cyclegan={"model": str(out)}))
 

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from cellsynth.io import list_images, read_image, read_labels, read_spacing, remove_partials, write_tiff
-
 from cellsynth.errors import InputError
+from cellsynth.io import list_images, read_image, read_labels, read_spacing, remove_partials, write_tiff
 
 
 @pytest.mark.parametrize("shape, spacing", [((20, 30), (0.5, 0.25)), ((4, 20, 30), (2.0, 0.5, 0.25))])

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import metrics as skm
 
-from cellsynth.metrics import image as im
 from cellsynth.errors import InputError
+from cellsynth.metrics import image as im
 
 
 @pytest.fixture(params=[(32, 40), (12, 20, 24)], ids=["2d", "3d"])

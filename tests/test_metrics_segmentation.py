@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cellsynth.metrics import segmentation as sg
 from cellsynth.errors import InputError
+from cellsynth.metrics import segmentation as sg
 
 
 def case_a():

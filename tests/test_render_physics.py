@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from cellsynth.config import PhysicsConfig, validate
-
 from cellsynth.errors import ConfigError, InputError
 from cellsynth.render import make_renderer
 from cellsynth.render.physics import PhysicsRenderer, photon_image, psf_sigma_px, psf_sigma_um, smooth_field

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from cellsynth.config import SketchConfig
-
 from cellsynth.errors import ConfigError, InputError
 from cellsynth.render import make_renderer
 from cellsynth.render.sketch import SketchRenderer, sketch

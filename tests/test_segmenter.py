@@ -12,14 +12,19 @@ from skimage.draw import disk
 from skimage.morphology import ball
 
 from cellsynth.cli import main
-from cellsynth.errors import ConfigError
-from cellsynth.simulate import encode
-from cellsynth.segment.augment import AugmentConfig, augment_pair
-from cellsynth.segment.unet import (SegmenterConfig, instances_from_probabilities, load_segmenter,
-                                          TOUCHING, read_training_pairs,
-                                          train_segmenter, training_target)
+from cellsynth.errors import ConfigError, InputError
 from cellsynth.io import write_tiff
-from cellsynth.errors import InputError
+from cellsynth.segment.augment import AugmentConfig, augment_pair
+from cellsynth.segment.unet import (
+    TOUCHING,
+    SegmenterConfig,
+    instances_from_probabilities,
+    load_segmenter,
+    read_training_pairs,
+    train_segmenter,
+    training_target,
+)
+from cellsynth.simulate import encode
 
 torch.set_num_threads(1)
 TINY = dict(channels=[8, 16], batch_size=2, steps=3)

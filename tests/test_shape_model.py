@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cellsynth.errors import InputError
 from cellsynth.simulate.shape_model import ShapeModel, directions, instances, ray_radii

@@ -6,7 +6,6 @@ import pytest
 import tifffile
 
 from cellsynth.config import ForegroundConfig, validate
-
 from cellsynth.errors import ConfigError, InputError
 from cellsynth.simulate.foreground import fit_into, make_foreground
 

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsynth.config import NucleiConfig, validate
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 from cellsynth.simulate.nuclei import make_nuclei

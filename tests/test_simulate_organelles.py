@@ -6,7 +6,6 @@ import pytest
 from scipy import ndimage
 
 from cellsynth.config import OrganelleConfig, validate
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate.organelles import nucleus_golgi
 

@@ -9,7 +9,6 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from cellsynth.config import PlacementConfig, validate
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate.placement import draw_count, place_points
 

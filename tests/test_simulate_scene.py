@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellsynth.config import SceneConfig, load_config, validate
-
 from cellsynth.errors import ConfigError
 from cellsynth.scene import Scene
 from cellsynth.simulate import simulate_scene

@@ -14,7 +14,8 @@ import logging
 import os
 import re
 import socket
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import ConfigError, InputError
 

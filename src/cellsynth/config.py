@@ -11,11 +11,12 @@ import copy
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import yaml
-from .errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
 
 
 class Strict(BaseModel):
@@ -67,8 +68,8 @@ class ForegroundConfig(Strict):
     # ellipsoid / harmonics: semi-axes as a fraction of the half image extent per axis
     extent: Range = (0.7, 0.9)
     # threshold (Eschweiler et al. 2019 "global"): a real image; threshold None = Otsu
-    image: Optional[Path] = None
-    threshold: Optional[float] = None
+    image: Path | None = None
+    threshold: float | None = None
     # discs (Eschweiler et al. 2024 HeLa): union of n_discs random overlapping discs of radius disc_radius px
     n_discs: tuple[int, int] = (3, 6)
     disc_radius: Range = (40.0, 90.0)
@@ -76,7 +77,7 @@ class ForegroundConfig(Strict):
     sh_order: Annotated[int, Field(ge=0, le=20)] = 5
     sh_gamma: PosFloat = 2.0
     # shape_model (Eschweiler et al. 2021 §3.2): example masks (directory of TIFFs) for the PCA model
-    examples: Optional[Path] = None
+    examples: Path | None = None
     n_modes: Annotated[int, Field(ge=1)] = 3
     n_rays: Annotated[int, Field(ge=8)] = 64
     margin: NonNegFloat = 2.0
@@ -85,7 +86,8 @@ class ForegroundConfig(Strict):
 
 
 class PlacementConfig(Strict):
-    """Where objects sit inside the foreground (Eschweiler et al. 2019 Lloyd, Poisson-disc, Eschweiler et al. 2021 layers)."""
+    """Where objects sit inside the foreground (Lloyd: Eschweiler et al. 2019; Poisson-disc; layers:
+    Eschweiler et al. 2021)."""
 
     method: Literal["lloyd", "poisson", "layers", "uniform"] = "poisson"
     # number of objects: drawn uniformly in [low, high]
@@ -97,7 +99,7 @@ class PlacementConfig(Strict):
     min_distance: NonNegFloat = 10.0
     layer_thickness: PosFloat = 10.0
     # layers: fill at most this many layers from the surface (1 = surface only, Eschweiler et al. 2024 Tribolium)
-    max_layers: Optional[Annotated[int, Field(ge=1)]] = None
+    max_layers: Annotated[int, Field(ge=1)] | None = None
     # poisson: this fraction of the points is placed in contact with an earlier point, at
     # contact_distance × U(0.85, 1.05) px from it (clumps of touching nuclei); 0 = none
     touching: Fraction = 0.0
@@ -129,7 +131,7 @@ class NucleiConfig(Strict):
     # damping index of eq. 7: "l" damps by order l (default, see simulate.shapes), "m" as printed
     sh_decay: Literal["l", "m"] = "l"
     # shape_model: example masks (TIFF directory) for the PCA model (Eschweiler et al. 2021 §3.2)
-    examples: Optional[Path] = None
+    examples: Path | None = None
     n_modes: Annotated[int, Field(ge=1)] = 3
     n_rays: Annotated[int, Field(ge=8)] = 64
     # Eschweiler et al. 2024 C. elegans: a fraction of mitotic cells squashed by mitotic_squash along
@@ -145,7 +147,7 @@ class NucleiConfig(Strict):
     max_occlusion: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Eschweiler et al. 2024 C. elegans: radii shrink as nuclei multiply. When set, radius is scaled by
     # (radius_reference_count / n)^(1/ndim) for n requested nuclei (constant total volume)
-    radius_reference_count: Optional[Annotated[int, Field(ge=1)]] = None
+    radius_reference_count: Annotated[int, Field(ge=1)] | None = None
 
     @field_validator("radius")
     @classmethod
@@ -165,8 +167,8 @@ class MembraneConfig(Strict):
     (Eschweiler et al. 2019). wall_thickness: membrane width in voxels per side of each interface
     (:func:`cellsynth.simulate.encode.boundaries`: a wall between two cells is 2 × wall_thickness,
     the specimen surface wall_thickness); the renderers draw the walls of their
-    ``membrane_classes`` this thick, so image and derived membrane masks agree. connected: merge the rare stray fragments of a
-    multiplicatively weighted cell into its main neighbour (one region per label).
+    ``membrane_classes`` this thick, so image and derived membrane masks agree. connected: merge the
+    rare stray fragments of a multiplicatively weighted cell into its main neighbour (one region per label).
     """
 
     gamma: Range = (0.8, 1.2)
@@ -222,10 +224,10 @@ class SceneCondition(Strict):
     radius: Range
     nn_distance: NonNegFloat = 0.0
     touching: Fraction = 0.0
-    intensity: Optional[tuple[Fraction, Fraction]] = None
-    background: Optional[Fraction] = None
-    photons: Optional[tuple[NonNegFloat, NonNegFloat]] = None
-    background_photons: Optional[NonNegFloat] = None
+    intensity: tuple[Fraction, Fraction] | None = None
+    background: Fraction | None = None
+    photons: tuple[NonNegFloat, NonNegFloat] | None = None
+    background_photons: NonNegFloat | None = None
 
     @field_validator("radius")
     @classmethod
@@ -395,22 +397,22 @@ class DiffusionRenderConfig(Strict):
     float32 in the training images' typical intensity range.
     """
 
-    model: Optional[Path] = None
+    model: Path | None = None
     # upper bounds (T of the model, t_start) are checked when the renderer loads its model
     t_start: Annotated[int, Field(ge=1)] = 400
     sigma: NonNegFloat = 1.0
     steps: Annotated[int, Field(ge=1)] = 50
-    tile: Optional[list[Annotated[int, Field(ge=8)]]] = None
+    tile: list[Annotated[int, Field(ge=8)]] | None = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.125
     device: Literal["auto", "cpu", "cuda"] = "auto"
     match_intensities: bool = True
-    background: Optional[Annotated[float, Field(ge=-1, le=1)]] = None
-    foreground: Optional[tuple[Annotated[float, Field(ge=-1, le=1)], Annotated[float, Field(ge=-1, le=1)]]] = None
+    background: Annotated[float, Field(ge=-1, le=1)] | None = None
+    foreground: tuple[Annotated[float, Field(ge=-1, le=1)], Annotated[float, Field(ge=-1, le=1)]] | None = None
     output: Literal["unit", "raw"] = "unit"
     batch_size: Annotated[int, Field(ge=1)] = 4
     # torch CPU threads for this process (None = torch's default); 1 is much faster on a CPU shared
     # with other jobs (2 threads contending ran 6–10× slower in our benchmarks)
-    threads: Optional[Annotated[int, Field(ge=1)]] = None
+    threads: Annotated[int, Field(ge=1)] | None = None
 
 
 class CycleGANRenderConfig(Strict):
@@ -421,12 +423,12 @@ class CycleGANRenderConfig(Strict):
     of the tile) are per axis, (Z)YX.
     """
 
-    model: Optional[Path] = None
-    tile: Optional[list[Annotated[int, Field(ge=4)]]] = None
-    overlap: Optional[list[Annotated[int, Field(ge=0)]]] = None
-    crop: Optional[list[Annotated[int, Field(ge=0)]]] = None
+    model: Path | None = None
+    tile: list[Annotated[int, Field(ge=4)]] | None = None
+    overlap: list[Annotated[int, Field(ge=0)]] | None = None
+    crop: list[Annotated[int, Field(ge=0)]] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: Optional[Annotated[int, Field(ge=1)]] = None
+    threads: Annotated[int, Field(ge=1)] | None = None
 
 
 class CGANRenderConfig(CycleGANRenderConfig):
@@ -434,8 +436,8 @@ class CGANRenderConfig(CycleGANRenderConfig):
     3D nuclei model. ``alpha``/``beta`` of the positional map (None = the training values, 100):
     α is the paper's quality-level knob (Fig. 14–16: 10 … 1000)."""
 
-    alpha: Optional[PosFloat] = None
-    beta: Optional[PosFloat] = None
+    alpha: PosFloat | None = None
+    beta: PosFloat | None = None
 
 
 class RenderConfig(Strict):
@@ -561,8 +563,8 @@ def preset_dict(name: str) -> dict:
     return data
 
 
-def load_config(preset: Optional[str] = None, config_file: Optional[str | Path] = None,
-                overrides: Optional[list[str]] = None) -> Config:
+def load_config(preset: str | None = None, config_file: str | Path | None = None,
+                overrides: list[str] | None = None) -> Config:
     """Preset, then ``--config FILE``, then each ``--set a.b=value`` in order."""
     data: dict = preset_dict(preset) if preset else {}
     if config_file:

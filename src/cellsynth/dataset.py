@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def sample_generators(seed: int, i: int) -> tuple[np.random.Generator, np.random
     return np.random.default_rng(a), np.random.default_rng(b)
 
 
-def read_pairs(folder: str | Path, require_masks: bool = True) -> list[tuple[str, Path, Optional[Path]]]:
+def read_pairs(folder: str | Path, require_masks: bool = True) -> list[tuple[str, Path, Path | None]]:
     """(name, image_path, mask_path) for a folder with ``images/`` and ``masks/`` paired by file name."""
     folder = Path(folder)
     images = list_images(folder / "images", what="images")
@@ -81,8 +82,8 @@ def read_pairs(folder: str | Path, require_masks: bool = True) -> list[tuple[str
 class _Job:
     """Everything a worker needs to make samples; built once per process."""
 
-    def __init__(self, cfg: Config, renderer: Optional[str], seed: int, out: Path,
-                 labels_files: Optional[list[Path]], threads: Optional[int]):
+    def __init__(self, cfg: Config, renderer: str | None, seed: int, out: Path,
+                 labels_files: list[Path] | None, threads: int | None):
         self.cfg = cfg
         self.renderer_name = renderer
         self.seed = seed
@@ -138,7 +139,7 @@ class _Job:
         return record
 
 
-def _model_of(r) -> Optional[str]:
+def _model_of(r) -> str | None:
     d = r.describe() if r is not None else {}
     return d.get("model") if isinstance(d, dict) else None
 
@@ -166,7 +167,7 @@ def scene_from_labels(path: Path, cfg: Config) -> Scene:
                  wall_thickness=cfg.scene.membranes.wall_thickness)
 
 
-_WORKER_JOB: Optional[_Job] = None
+_WORKER_JOB: _Job | None = None
 
 
 def _worker_init(job: _Job) -> None:
@@ -186,7 +187,7 @@ def _worker_make(i: int) -> dict:
 
 
 # --------------------------------------------------------------------------- the dataset
-def _settings(cfg: Config, renderer: Optional[str], seed: int, labels_dir: Optional[Path]) -> dict:
+def _settings(cfg: Config, renderer: str | None, seed: int, labels_dir: Path | None) -> dict:
     return {"config": config_to_dict(cfg), "renderer": renderer, "seed": int(seed),
             "labels": str(labels_dir) if labels_dir else None}
 
@@ -201,9 +202,9 @@ def done_samples(out: Path, names: list[str], with_images: bool) -> set[str]:
     return done
 
 
-def generate_dataset(cfg: Config, renderer: Optional[str], n: Optional[int], seed: int, out: str | Path,
-                     workers: int = 1, labels_dir: Optional[str | Path] = None,
-                     progress: bool = True, scheduler: Optional[str] = None) -> Path:
+def generate_dataset(cfg: Config, renderer: str | None, n: int | None, seed: int, out: str | Path,
+                     workers: int = 1, labels_dir: str | Path | None = None,
+                     progress: bool = True, scheduler: str | None = None) -> Path:
     """Write ``n`` samples (scene + rendered image) to ``out``; resume what is already there.
 
     Parameters

@@ -27,24 +27,22 @@ the reference to judge the fit by.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import yaml
 from scipy import ndimage as ndi
 from scipy import stats as sstats
 
-from .config import Config, deep_merge, config_to_dict, preset_dict, validate
-
-from .errors import ConfigError, InputError
-from .io import list_images, read_image, read_labels, read_spacing
+from .config import Config, deep_merge, preset_dict, validate
 from .errors import InputError
 from .intensity import DEFAULT_PERCENTILES, normalize_percentile
+from .io import list_images, read_image, read_labels, read_spacing
 
 
 # --------------------------------------------------------------------------- detection
-def detect_objects(image: np.ndarray, spacing: Optional[Sequence[float]] = None) -> np.ndarray:
+def detect_objects(image: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
     """Instance detection of bright blobs (nuclei) in a 2D or 3D image for the fit.
 
     The scale-adaptive classical segmenter
@@ -67,7 +65,7 @@ def _noise_factor(ndim: int, sigma: float = 1.0) -> float:
     return float((r ** 2).sum())
 
 
-def object_stats(labels: np.ndarray, image: Optional[np.ndarray] = None) -> dict:
+def object_stats(labels: np.ndarray, image: np.ndarray | None = None) -> dict:
     """Per-object and per-image statistics of an instance mask (and its image).
 
     Returns a dict with per-object arrays ``radius`` (equivalent radius, interior
@@ -172,7 +170,7 @@ def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
     return res
 
 
-def photon_transfer(mean_adu: np.ndarray, var_adu: np.ndarray) -> Optional[tuple[float, float]]:
+def photon_transfer(mean_adu: np.ndarray, var_adu: np.ndarray) -> tuple[float, float] | None:
     """Gain (ADU/e⁻) and intercept of var = gain·mean + b (Theil–Sen); None if undetermined."""
     m, v = np.asarray(mean_adu, float), np.asarray(var_adu, float)
     ok = np.isfinite(m) & np.isfinite(v)
@@ -190,7 +188,7 @@ def _pct(a, q) -> float:
     return float(np.percentile(a, q)) if a.size else float("nan")
 
 
-def measure(images: Sequence[Path], masks: Optional[Sequence[Path]] = None,
+def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
             qe: float = 0.8, read_noise_e: float = 2.0, progress: bool = True) -> dict:
     """Summary statistics of a set of images: from real ``masks`` if given, else detected.
 
@@ -269,7 +267,7 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
     return s
 
 
-def _camera_one(p: dict, qe: float, read_noise_e: float) -> Optional[dict]:
+def _camera_one(p: dict, qe: float, read_noise_e: float) -> dict | None:
     """One image's camera from its photon transfer: gain, offset, background and object photons."""
     if p.get("ptc") is None or "bg_adu" not in p:
         return None
@@ -297,7 +295,7 @@ def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
             "n_ptc_images": len(cams)}
 
 
-def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0) -> Optional[dict]:
+def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0) -> dict | None:
     """One image's joint record for ``scene.conditions`` (see :class:`cellsynth.config.SceneCondition`).
 
     From its :func:`object_stats`: density, equivalent radius 10–90 %, nearest-neighbour
@@ -401,8 +399,8 @@ def overlay_from_stats(s: dict, base: Config, per_image: bool = True) -> dict:
     return ov
 
 
-def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None,
-               config_file: Optional[str | Path] = None, max_images: Optional[int] = 100,
+def fit_config(images: str | Path | Sequence[Path], preset: str | None = None,
+               config_file: str | Path | None = None, max_images: int | None = 100,
                progress: bool = True, per_image: bool = True) -> tuple[dict, dict, Config]:
     """Fit the simulation to unannotated images.
 
@@ -434,7 +432,7 @@ def fit_config(images: str | Path | Sequence[Path], preset: Optional[str] = None
     return overlay, summary, cfg
 
 
-def subsample(paths: Sequence[Path], max_images: Optional[int]) -> list[Path]:
+def subsample(paths: Sequence[Path], max_images: int | None) -> list[Path]:
     paths = list(paths)
     if max_images and len(paths) > max_images:
         idx = np.linspace(0, len(paths) - 1, max_images).round().astype(int)
@@ -442,7 +440,7 @@ def subsample(paths: Sequence[Path], max_images: Optional[int]) -> list[Path]:
     return paths
 
 
-def write_overlay(path: str | Path, overlay: dict, summary: Optional[dict] = None,
+def write_overlay(path: str | Path, overlay: dict, summary: dict | None = None,
                   source: str = "") -> Path:
     """Write the overlay YAML with a comment header of the measured statistics."""
     from .io import write_text
@@ -474,14 +472,14 @@ def masks_for(images: Sequence[Path], masks_dir: str | Path) -> list[Path]:
 
 
 def compare_with_masks(images: Sequence[Path], masks_dir: str | Path, fitted: dict,
-                       max_images: Optional[int] = None, progress: bool = True) -> list[dict]:
+                       max_images: int | None = None, progress: bool = True) -> list[dict]:
     """:func:`compare` rows of a fit (``fitted``, a :func:`measure` summary of ``images``) against the
     same statistics measured on the real masks of the same (sub-sampled) images."""
     used = subsample(list(images), max_images)
     return compare(fitted, measure(used, masks_for(used, masks_dir), progress=progress))
 
 
-def compare(fitted: dict, reference: dict, keys: Optional[Iterable[str]] = None) -> list[dict]:
+def compare(fitted: dict, reference: dict, keys: Iterable[str] | None = None) -> list[dict]:
     """Rows (key, fitted, reference, relative error) comparing two :func:`measure` summaries."""
     keys = keys or [k for k, v in reference.items() if isinstance(v, (int, float)) and k in fitted
                     and isinstance(fitted[k], (int, float)) and not isinstance(v, bool)]

@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -34,7 +35,7 @@ def list_images(folder: str | Path, what: str = "images") -> list[Path]:
     return files
 
 
-def read_image(path: str | Path, ndim: Optional[Iterable[int]] = (2, 3)) -> np.ndarray:
+def read_image(path: str | Path, ndim: Iterable[int] | None = (2, 3)) -> np.ndarray:
     """Read a single-channel 2D (YX) or 3D (ZYX) TIFF; singleton axes are squeezed.
 
     Raises :class:`InputError` for a missing or corrupt file, NaNs/infs, or a wrong
@@ -75,7 +76,7 @@ def read_labels(path: str | Path, allow_empty: bool = True) -> np.ndarray:
     return arr
 
 
-def read_spacing(path: str | Path, ndim: int) -> Optional[tuple[float, ...]]:
+def read_spacing(path: str | Path, ndim: int) -> tuple[float, ...] | None:
     """Voxel size (µm, (Z)YX) from ImageJ/resolution tags, or None when absent."""
     try:
         with tifffile.TiffFile(path) as tf:
@@ -188,7 +189,7 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_tiff(path: str | Path, array: np.ndarray, spacing: Optional[Iterable[float]] = None,
+def write_tiff(path: str | Path, array: np.ndarray, spacing: Iterable[float] | None = None,
                compress: bool = True) -> Path:
     """Write an ImageJ-compatible TIFF (Fiji reads the voxel size) atomically.
 

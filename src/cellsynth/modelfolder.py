@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
-def describe_training_data(files: Sequence[str | Path], folder: Optional[str | Path] = None) -> dict:
+def describe_training_data(files: Sequence[str | Path], folder: str | Path | None = None) -> dict:
     """A portable description of a training set: folder name, file count, a content hash.
 
     Never an absolute path: a model folder moves between machines. The hash covers the
@@ -83,7 +84,7 @@ def _flatten(modules: Mapping[str, torch.nn.Module | Mapping[str, torch.Tensor]]
     return out
 
 
-def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Optional[dict] = None) -> Path:
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict | None = None) -> Path:
     """Atomic safetensors write (also used for optimizer state in checkpoints)."""
     from safetensors.torch import save_file
     path = Path(path)
@@ -109,7 +110,7 @@ def save_model_folder(folder: str | Path, format: str, format_version: int, conf
 
 
 def read_model_config(folder: str | Path, format: str | Sequence[str], format_version: int,
-                      what: Optional[str] = None) -> dict:
+                      what: str | None = None) -> dict:
     """Read and check ``config.json``: folder exists, JSON valid, format ours, version supported."""
     folder = Path(folder)
     formats = (format,) if isinstance(format, str) else tuple(format)
@@ -143,7 +144,7 @@ def load_tensors(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         raise InputError(f"{what}: {Path(path).name} is unreadable ({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def load_weights(folder: str | Path, modules: Mapping[str, torch.nn.Module], what: Optional[str] = None,
+def load_weights(folder: str | Path, modules: Mapping[str, torch.nn.Module], what: str | None = None,
                  file: str = WEIGHTS_FILE) -> Mapping[str, torch.nn.Module]:
     """Load ``weights.safetensors`` into ``modules`` (strictly: every key, every shape)."""
     folder = Path(folder)
@@ -220,14 +221,14 @@ class ModelBase(torch.nn.Module):
 
     meta: dict = {}
 
-    def save_folder(self, folder: str | Path, meta: Optional[dict] = None) -> Path:
+    def save_folder(self, folder: str | Path, meta: dict | None = None) -> Path:
         """Write ``config.json`` (class, args, meta) and ``weights.safetensors`` into ``folder``."""
         cfg = {"class": type(self).__name__, "args": self.config}
         cfg.update(to_jsonable(meta or {}))
         return save_model_folder(folder, self.format, self.format_version, cfg, {"": self})
 
     @classmethod
-    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu", what: Optional[str] = None):
+    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu", what: str | None = None):
         """Build from ``config.json`` and load the weights strictly; bad folders are one-line errors."""
         what = what or f"{cls.format.removeprefix('cellsynth-')} model '{folder}'"
         cfg = read_model_config(folder, cls.format, cls.format_version, what)

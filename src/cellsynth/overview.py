@@ -1,8 +1,8 @@
 """Overview figures: images with coloured label outlines (middle slice for 3D)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -18,8 +18,8 @@ def display(image: np.ndarray) -> np.ndarray:
     return normalize_percentile(middle_slice(np.asarray(image)), *DEFAULT_PERCENTILES, clip=True)
 
 
-def outline_overlay(image: np.ndarray, labels: Optional[np.ndarray], seed: int = 0,
-                    color: Optional[Sequence[float]] = None) -> np.ndarray:
+def outline_overlay(image: np.ndarray, labels: np.ndarray | None, seed: int = 0,
+                    color: Sequence[float] | None = None) -> np.ndarray:
     """RGB (H, W, 3) float image: grey image with object outlines.
 
     Each object gets its own colour (from ``seed``) unless one RGB ``color`` is given;

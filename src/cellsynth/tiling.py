@@ -13,7 +13,7 @@ one global noise field, so tiles never drift apart and no seams appear.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ def _round_up(v: float, d: int) -> int:
     return int(math.ceil(v / d) * d)
 
 
-def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Optional[Sequence[int]] = None,
+def auto_tile(shape: Sequence[int], divisor: Sequence[int], tile: Sequence[int] | None = None,
               overlap: float = 0.125) -> list[int]:
     """The tile size actually used for an image of ``shape``.
 
@@ -207,6 +207,7 @@ def tiled_generate(x: np.ndarray, predictor: Callable[[torch.Tensor], torch.Tens
         weight = weight * _ramp(k, o).reshape(view)
     acc, wsum = None, np.zeros(inner, np.float64)
     import itertools
+
     from tqdm.auto import tqdm
     grid = list(itertools.product(*starts))
     for st in tqdm(grid, desc="tiles", disable=not progress, leave=False):

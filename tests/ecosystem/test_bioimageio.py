@@ -15,8 +15,9 @@ print(json.dumps(str(tiny_segmenter(pathlib.Path(sys.argv[2]), int(sys.argv[3]))
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_model_passes(tmp_path, ndim):
-    from conftest import REPO
     from bioimageio.core import test_model
+
+    from conftest import REPO
     model = cellsynth_python(TRAIN, REPO / "tests", tmp_path, ndim)
     cellsynth("segment", "export", "--model", model, "--format", "bioimageio", "--out", tmp_path / "model.zip")
     summary = test_model(str(tmp_path / "model.zip"))

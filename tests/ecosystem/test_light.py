@@ -41,8 +41,8 @@ def test_ctc_self_score_is_one(datasets, tmp_path, ndim):
 
 
 def test_ctc_seg_agrees_with_cellsynth(datasets, tmp_path):
-    from scipy import ndimage
     from ctc_metrics import evaluate_sequence
+    from scipy import ndimage
     cellsynth("export", "--in", datasets[2], "--format", "ctc", "--out", tmp_path / "ctc", "--no-progress")
     gt, res = tmp_path / "ctc" / "01_GT", tmp_path / "ctc" / "01_RES"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def fig_spectra(image_metrics: dict) -> str:
     return _png(fig)
 
 
-def fig_montage(rows: list[tuple[str, list[np.ndarray]]], titles: Optional[list[list[str]]] = None) -> str:
+def fig_montage(rows: list[tuple[str, list[np.ndarray]]], titles: list[list[str]] | None = None) -> str:
     """Rows of RGB panels with a row label."""
     plt = _plt()
     rows = [r for r in rows if r[1]]
@@ -211,7 +211,8 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
         prow.append((a, panels, titles))
     if prow:
         parts.append("<h2>Predictions on real test images</h2>")
-        parts.append(f"<img src='{fig_montage([(a, p) for a, p, _ in prow], [t for _, _, t in prow])}' alt='predictions'>")
+        fig = fig_montage([(a, p) for a, p, _ in prow], [t for _, _, t in prow])
+        parts.append(f"<img src='{fig}' alt='predictions'>")
     # fit
     fit = report.get("fit")
     if fit:

@@ -23,22 +23,20 @@ spectra. The result is ``REPORT/report.json`` and a self-contained
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..config import Config, deep_merge, config_to_dict, load_config, load_yaml, preset_dict, validate
-
-from ..errors import ConfigError
+from ..config import Config, config_to_dict, deep_merge, load_config, load_yaml, preset_dict, validate
+from ..errors import ConfigError, InputError
 from ..io import check_writable, list_images, read_image, read_labels, write_json
-from ..errors import InputError
 
 ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real", "classical")
 METRICS = ("ap50", "ap50_95", "dice", "seg")
@@ -77,24 +75,24 @@ class BenchmarkSettings:
     test: Path
     out: Path
     preset: str = "nuclei2d-dsb"
-    train_masks: Optional[Path] = None
-    config: Optional[Path] = None
-    diffusion_model: Optional[Path] = None
+    train_masks: Path | None = None
+    config: Path | None = None
+    diffusion_model: Path | None = None
     n: int = 100
-    n_diffusion: Optional[int] = 60
+    n_diffusion: int | None = 60
     steps: int = 600
     renderers: tuple[str, ...] = ("physics", "sketch", "diffusion")
-    max_test: Optional[int] = None
-    max_train: Optional[int] = None
+    max_test: int | None = None
+    max_train: int | None = None
     val_images: int = 20
     fit_images: int = 100
     diffusion_budget_s: float = 900.0
     diffusion_train_steps: int = 3000
-    diffusion_steps: Optional[int] = None
+    diffusion_steps: int | None = None
     # DiffusionTrainConfig fields for a model trained here (e.g. {"channels": [16, 32, 64]})
-    diffusion_train: Optional[dict] = None
-    segmenter_patch: Optional[list[int]] = None
-    segmenter_batch: Optional[int] = None
+    diffusion_train: dict | None = None
+    segmenter_patch: list[int] | None = None
+    segmenter_batch: int | None = None
     seed: int = 0
     workers: int = 1
     device: str = "auto"
@@ -127,7 +125,7 @@ class _Stages:
     def __init__(self, total: int, enabled: bool = True):
         self.total, self.i, self.t0, self.enabled = total, 0, time.time(), enabled
         self.times: dict[str, float] = {}
-        self._cur: Optional[tuple[str, float]] = None
+        self._cur: tuple[str, float] | None = None
 
     def __call__(self, msg: str) -> None:
         self._close()
@@ -152,21 +150,21 @@ class _Stages:
         return self.times
 
 
-def _evenly(items: list, k: Optional[int]) -> list:
+def _evenly(items: list, k: int | None) -> list:
     if not k or len(items) <= k:
         return list(items)
     idx = np.unique(np.linspace(0, len(items) - 1, k).round().astype(int))
     return [items[i] for i in idx]
 
 
-def _link_dataset(pairs: Sequence[tuple[str, Path, Optional[Path]]], dst: Path) -> Path:
+def _link_dataset(pairs: Sequence[tuple[str, Path, Path | None]], dst: Path) -> Path:
     """A dataset folder of symlinks (images/, masks/) to a subset of real files."""
     for sub in ("images", "masks"):
         d = dst / sub
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
-    for name, img, mask in pairs:
+    for _name, img, mask in pairs:
         os.symlink(Path(img).resolve(), dst / "images" / Path(img).name)
         if mask is not None:
             os.symlink(Path(mask).resolve(), dst / "masks" / Path(img).name)
@@ -182,7 +180,7 @@ def _model_ok(path: Path) -> bool:
 class _Inputs:
     test_pairs: list
     train_images: list
-    train_pairs: Optional[list]
+    train_pairs: list | None
     base: dict
     ndim: int
 
@@ -216,7 +214,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
         raise InputError(f"test mask '{extra[0]}' has no image of the same name in '{s.test / 'images'}'")
     test_pairs = _evenly(test_pairs, s.max_test)
     ndim = None
-    for name, img_p, mask_p in test_pairs:
+    for _name, img_p, mask_p in test_pairs:
         img, lab = read_image(img_p), read_labels(mask_p)
         if img.shape != lab.shape:
             raise InputError(f"test mask '{mask_p}' has shape {lab.shape} but its image has {img.shape}")
@@ -378,8 +376,8 @@ def _train(datasets: list[Path], out: Path, s: BenchmarkSettings):
 def run_benchmark(s: BenchmarkSettings) -> dict:
     """Run every arm and write ``report.json`` + ``report.html`` into ``s.out``; return the report."""
     from ..dataset import generate_dataset
-    from ..segment.classical import classical_segment
     from ..fit import fit_config, write_overlay
+    from ..segment.classical import classical_segment
 
     inp = validate_inputs(s)  # everything checked before the first byte is written
     renderers = list(s.renderers)
@@ -443,7 +441,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     keep = [n for n, _, _ in inp.test_pairs[:3]]
     preds: dict[str, dict] = {}
 
-    def add_arm(name: str, predict, train_desc: str, model_dir: Optional[Path] = None):
+    def add_arm(name: str, predict, train_desc: str, model_dir: Path | None = None):
         per, kept = score_arm(predict, inp.test_pairs, progress=s.progress, keep=keep)
         report["arms"][name] = {"training": train_desc, "model": str(model_dir) if model_dir else None,
                                 "summary": summarize_arm(per), "per_image": per}
@@ -510,7 +508,7 @@ def _real_examples(pairs) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(n, read_image(i), read_labels(m)) for n, i, m in pairs]
 
 
-def best_renderer(arms: dict[str, dict], scores: str = "validation") -> Optional[str]:
+def best_renderer(arms: dict[str, dict], scores: str = "validation") -> str | None:
     """The renderer whose Syn2Real arm has the highest mean AP@0.5 in ``arms[...][scores]``
     (``"validation"``: the training side's validation split; ``"summary"``: the test set)."""
     cands = {a.split("-", 1)[1]: v[scores]["ap50"] for a, v in arms.items()

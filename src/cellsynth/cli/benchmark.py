@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     s.add_argument("--n-diffusion", type=int, default=None,
                    help="samples for the slow diffusion renderer (default: min(N, 60); quick 4)")
     s.add_argument("--steps", type=int, default=None, help="segmenter training steps per arm (default 600; quick 40)")
-    s.add_argument("--max-test", type=int, default=None, help="score at most this many test images (default all; quick 5)")
+    s.add_argument("--max-test", type=int, default=None,
+                   help="score at most this many test images (default all; quick 5)")
     s.add_argument("--max-train", type=int, default=None,
                    help="use at most this many real training images (default all; quick 24)")
     s.add_argument("--val-images", type=int, default=None,

@@ -4,13 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-from ..io import list_images, read_image, read_labels, write_json
-
 from ..errors import InputError
+from ..io import list_images, read_image, read_labels, write_json
 
 IMAGES_HELP = """Compare a folder of synthetic images with a folder of real images (2D or 3D TIFFs).
 
@@ -107,7 +105,7 @@ def _read(folder: Path, what: str, reader, progress: bool) -> dict[str, np.ndarr
                                             file=sys.stderr)}
 
 
-def _write(path: Optional[Path], out: dict) -> None:
+def _write(path: Path | None, out: dict) -> None:
     if path:
         write_json(path, out)
         print(f"wrote {path}")

@@ -8,7 +8,8 @@ FORMAT_OPTIONS = {
     "--slices": ("slices", {"action": "store_true", "default": None,
                             "help": "cellpose, 3D: also write XY/XZ/YZ planes of the volume resampled to isotropic "
                                     "pixels (train_slices/, test_slices/)"}),
-    "--min-masks": ("min_masks", {"type": int, "help": "cellpose --slices: drop planes with fewer objects (default 1)"}),
+    "--min-masks": ("min_masks", {"type": int,
+                                  "help": "cellpose --slices: drop planes with fewer objects (default 1)"}),
     "--n-rays": ("n_rays", {"type": int, "help": "stardist: rays of the star-convexity report (default 32)"}),
     "--star-tolerance": ("star_tolerance", {"type": float,
                                             "help": "stardist: an object losing more than this fraction of its "

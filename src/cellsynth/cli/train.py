@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
     d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto = CUDA (mixed precision) when available, else CPU")
     d.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    d.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out (its saved settings are used; "
+    d.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint in --out (its saved settings are used; "
                         "--steps sets the new total)")
     d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     d.set_defaults(func=run)
@@ -93,9 +94,11 @@ def run_gan(args) -> int:
     from ..config import load_yaml, validate
     from ..errors import ConfigError
     if args.kind == "cgan":
-        from ..generative.cgan import CGANTrainConfig as Cfg, train_cgan as train
+        from ..generative.cgan import CGANTrainConfig as Cfg
+        from ..generative.cgan import train_cgan as train
     else:
-        from ..generative.cyclegan import CycleGANTrainConfig as Cfg, train_cyclegan as train
+        from ..generative.cyclegan import CycleGANTrainConfig as Cfg
+        from ..generative.cyclegan import train_cyclegan as train
     data = load_yaml(args.config) if args.config else {}
     if args.threads is not None:
         data["threads"] = args.threads

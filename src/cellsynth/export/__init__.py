@@ -12,11 +12,10 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import ConfigError
-from .common import (clean_partials, close_output, open_output, progress, read_dataset, source_description,
-                     split_names)
+from .common import clean_partials, close_output, open_output, progress, read_dataset, source_description, split_names
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def format_module(fmt: str):
     return importlib.import_module(f"{__name__}.{fmt}")
 
 
-def resolve_options(fmt: str, options: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def resolve_options(fmt: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The format's option defaults updated with ``options``; a key the format lacks is a ConfigError."""
     opts = dict(format_module(fmt).OPTIONS)
     for k, v in (options or {}).items():
@@ -43,7 +42,7 @@ def resolve_options(fmt: str, options: Optional[dict[str, Any]] = None) -> dict[
 
 def export_dataset(source: str | Path, fmt: str, out: str | Path, test_fraction: float = 0.0,
                    split_seed: int = 0, progress_bar: bool = True,
-                   options: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                   options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export the dataset folder ``source`` to ``out`` in format ``fmt``; resume an interrupted export.
 
     Parameters

@@ -9,9 +9,10 @@ that exists is complete) and writes the rest. Any other non-empty folder is refu
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

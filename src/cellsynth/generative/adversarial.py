@@ -20,8 +20,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Literal, Optional
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -30,8 +31,15 @@ from pydantic import Field
 
 from ..config import Fraction, Strict
 from ..errors import ConfigError, InputError
-from ..modelfolder import (CHECKPOINT_DIR, CONFIG_FILE, ModelBase, load_tensors, resolve_device,
-                           save_model_folder, save_tensors)
+from ..modelfolder import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    ModelBase,
+    load_tensors,
+    resolve_device,
+    save_model_folder,
+    save_tensors,
+)
 from .augment import ADA, augment
 from .training import EMA, autocast, optimizer_from_tensors, optimizer_to_tensors
 
@@ -66,8 +74,8 @@ def decision_centre(mode: str) -> float:
     return 0.5 if mode == "lsgan" else 0.0
 
 
-def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None,
-                class_weights: Optional[Iterable[float]] = None) -> torch.Tensor:
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                class_weights: Iterable[float] | None = None) -> torch.Tensor:
     """mean(w · c_k · |pred − target|): per-voxel weights ``weight`` (broadcast over channels, e.g. the
     distance weighting of Eschweiler et al. 2019 eq. 1) and per-channel ``class_weights`` (Rosa et al.'s
     Golgi weight). Without weights it is the plain L1 loss.
@@ -129,7 +137,7 @@ class AdversarialTrainConfig(Strict):
     # constant learning rate for this fraction of the steps, then linear decay to 0 (CycleGAN: half)
     decay_start: Fraction = 0.5
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.999  # 0 = no averaging (the raw generator is saved)
-    grad_clip: Optional[Annotated[float, Field(gt=0)]] = 10.0  # max global gradient norm per network group
+    grad_clip: Annotated[float, Field(gt=0)] | None = 10.0  # max global gradient norm per network group
     pool_size: Annotated[int, Field(ge=0)] = 50
     # adaptive discriminator augmentation (Eschweiler et al. 2021): target r, step δ, update every `ada_interval` steps
     ada: bool = False
@@ -138,7 +146,7 @@ class AdversarialTrainConfig(Strict):
     ada_interval: Annotated[int, Field(ge=1)] = 4
     checkpoint_every: Annotated[int, Field(ge=1)] = 250
     seed: int = 0
-    threads: Optional[Annotated[int, Field(ge=1)]] = None
+    threads: Annotated[int, Field(ge=1)] | None = None
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling)
 
 
@@ -257,7 +265,7 @@ def read_checkpoint(out: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise InputError(f"checkpoint of '{out}': {STATE_FILE} lacks its state record") from None
 
 
-def check_out(out: str | Path, resume: bool, format: str) -> Optional[dict]:
+def check_out(out: str | Path, resume: bool, format: str) -> dict | None:
     """Before training: refuse a folder that already holds a model (unless ``resume``); with ``resume``
     return the checkpoint's state (its ``train_config`` and ``model_args``), checking its format."""
     out = Path(out)
@@ -283,7 +291,7 @@ def _lr_factor(step: int, total: int, decay_start: float) -> float:
 
 
 def train_adversarial(model: AdversarialModel, sample_batch: Callable[[np.random.Generator], dict[str, np.ndarray]],
-                      out: str | Path, cfg: AdversarialTrainConfig, meta: Optional[dict] = None,
+                      out: str | Path, cfg: AdversarialTrainConfig, meta: dict | None = None,
                       resume: bool = False, device: str | torch.device = "auto", progress: bool = True,
                       desc: str = "train gan") -> Path:
     """Train ``model`` for ``cfg.steps`` steps; write the model folder ``out`` (+ ``checkpoint/``).

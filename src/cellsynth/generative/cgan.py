@@ -11,8 +11,9 @@ r = E[sign(D(real))], target 0.6) augments real and fake discriminator inputs al
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Sequence
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -21,8 +22,15 @@ from ..errors import ConfigError
 from ..modelfolder import describe_training_data
 from ..nn.patchgan import PatchDiscriminator
 from ..nn.unet import UNet
-from .adversarial import (AdversarialModel, AdversarialTrainConfig, check_out, check_patch_fits, gan_loss,
-                          train_adversarial, weighted_l1)
+from .adversarial import (
+    AdversarialModel,
+    AdversarialTrainConfig,
+    check_out,
+    check_patch_fits,
+    gan_loss,
+    train_adversarial,
+    weighted_l1,
+)
 from .domains import prepare_domains
 
 FORMAT = "cellsynth-cgan"
@@ -35,7 +43,7 @@ class CGANTrainConfig(AdversarialTrainConfig):
     ada: bool = True
     channels: list[Annotated[int, Field(ge=1)]] = [16, 32, 64]
     blocks_per_level: Annotated[int, Field(ge=1)] = 1
-    strides: Optional[list[list[Annotated[int, Field(ge=1)]]]] = None
+    strides: list[list[Annotated[int, Field(ge=1)]]] | None = None
     norm: Literal["batch", "none"] = "batch"
     d_channels: Annotated[int, Field(ge=1)] = 32
     d_layers: Annotated[int, Field(ge=1)] = 3
@@ -48,7 +56,7 @@ class CGANTrainConfig(AdversarialTrainConfig):
     mask_encoding: Literal["boundaries", "foreground"] = "foreground"
     boundary_thickness: Annotated[int, Field(ge=1)] = 1
     specimen_radius: Annotated[float, Field(gt=0)] = 8.0  # closing radius (px) that turns objects into a specimen
-    patch_size: Optional[list[Annotated[int, Field(ge=4)]]] = None  # None: 128² (2D), 64×128×128 (3D, ZYX)
+    patch_size: list[Annotated[int, Field(ge=4)]] | None = None  # None: 128² (2D), 64×128×128 (3D, ZYX)
     percentiles: tuple[float, float] = (1.0, 99.8)
     n_scenes: Annotated[int, Field(ge=1)] = 8
     scene_overrides: list[str] = []
@@ -62,7 +70,7 @@ class ConditionalGAN(AdversarialModel):
     loss_names = ("G_adv", "idt", "D")
 
     def __init__(self, spatial_dims: int = 3, channels: Sequence[int] = (16, 32, 64), blocks_per_level: int = 1,
-                 strides: Optional[Sequence[Sequence[int]]] = None, norm: str = "batch", positional: bool = True,
+                 strides: Sequence[Sequence[int]] | None = None, norm: str = "batch", positional: bool = True,
                  d_channels: int = 32, d_layers: int = 3, d_norm: str = "instance", gan_mode: str = "lsgan",
                  lambda_identity: float = 5.0):
         super().__init__()
@@ -84,7 +92,7 @@ class ConditionalGAN(AdversarialModel):
         """Image in [-1, 1] from (mask encoding [, positional map]) channels."""
         return torch.tanh(self.G(x))
 
-    def _with_pos(self, x: torch.Tensor, pos: Optional[torch.Tensor]) -> torch.Tensor:
+    def _with_pos(self, x: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
         return torch.cat([x, pos], 1) if self.positional else x
 
     def optimizer_groups(self):
@@ -117,8 +125,8 @@ def default_patch(nd: int) -> list[int]:
     return [128, 128] if nd == 2 else [64, 128, 128]
 
 
-def train_cgan(images: str | Path, out: str | Path, cfg: Optional[CGANTrainConfig] = None,
-               masks: Optional[str | Path] = None, preset: Optional[str] = None, steps: Optional[int] = None,
+def train_cgan(images: str | Path, out: str | Path, cfg: CGANTrainConfig | None = None,
+               masks: str | Path | None = None, preset: str | None = None, steps: int | None = None,
                device: str = "auto", resume: bool = False, progress: bool = True) -> Path:
     """Train the conditional GAN on real ``images`` and instance ``masks`` (or scenes of ``preset``).
 

@@ -15,19 +15,26 @@ image to per-class masks (> 0).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Sequence
+from typing import Annotated, Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..modelfolder import describe_training_data
 from ..nn.patchgan import PatchDiscriminator
 from ..nn.resnet import ResnetGenerator
-from .adversarial import (AdversarialModel, AdversarialTrainConfig, check_out, check_patch_fits, gan_loss,
-                          train_adversarial, weighted_l1)
+from .adversarial import (
+    AdversarialModel,
+    AdversarialTrainConfig,
+    check_out,
+    check_patch_fits,
+    gan_loss,
+    train_adversarial,
+    weighted_l1,
+)
 from .domains import prepare_domains
 
 FORMAT = "cellsynth-cyclegan"
@@ -40,7 +47,7 @@ class CycleGANTrainConfig(AdversarialTrainConfig):
     n_down: Annotated[int, Field(ge=0)] = 2
     n_blocks: Annotated[int, Field(ge=0)] = 6
     norm: Literal["batch", "none"] = "batch"  # tile-safe norms only (see cellsynth.nn.layers)
-    strides: Optional[list[list[Annotated[int, Field(ge=1)]]]] = None
+    strides: list[list[Annotated[int, Field(ge=1)]]] | None = None
     d_channels: Annotated[int, Field(ge=1)] = 32
     d_layers: Annotated[int, Field(ge=1)] = 3
     d_norm: Literal["batch", "instance", "group", "none"] = "instance"
@@ -54,7 +61,7 @@ class CycleGANTrainConfig(AdversarialTrainConfig):
     boundary_thickness: Annotated[int, Field(ge=1)] = 1
     # per-class weights by class name for the "classes" encoding (Rosa et al.: golgi 3.5); others 1
     class_weights: dict[str, Annotated[float, Field(gt=0)]] = {}
-    patch_size: Optional[list[Annotated[int, Field(ge=4)]]] = None  # None: 256² (2D), 64³ (3D)
+    patch_size: list[Annotated[int, Field(ge=4)]] | None = None  # None: 256² (2D), 64³ (3D)
     percentiles: tuple[float, float] = (1.0, 99.8)
     n_scenes: Annotated[int, Field(ge=1)] = 8  # simulated scenes for --preset
     scene_overrides: list[str] = []  # --set style overrides of the preset's scene (e.g. a smaller shape)
@@ -68,9 +75,9 @@ class CycleGAN(AdversarialModel):
 
     def __init__(self, spatial_dims: int = 2, image_channels: int = 1, mask_channels: int = 1, channels: int = 32,
                  n_down: int = 2, n_blocks: int = 6, norm: str = "batch",
-                 strides: Optional[Sequence[Sequence[int]]] = None, d_channels: int = 32, d_layers: int = 3,
+                 strides: Sequence[Sequence[int]] | None = None, d_channels: int = 32, d_layers: int = 3,
                  d_norm: str = "instance", gan_mode: str = "lsgan", lambda_cycle: float = 10.0,
-                 lambda_identity: float = 0.5, class_weights: Optional[Sequence[float]] = None):
+                 lambda_identity: float = 0.5, class_weights: Sequence[float] | None = None):
         super().__init__()
         g = dict(spatial_dims=spatial_dims, channels=channels, n_down=n_down, n_blocks=n_blocks, norm=norm,
                  strides=strides)
@@ -137,8 +144,8 @@ def default_patch(nd: int) -> list[int]:
     return [256, 256] if nd == 2 else [64, 64, 64]
 
 
-def train_cyclegan(images: str | Path, out: str | Path, cfg: Optional[CycleGANTrainConfig] = None,
-                   masks: Optional[str | Path] = None, preset: Optional[str] = None, steps: Optional[int] = None,
+def train_cyclegan(images: str | Path, out: str | Path, cfg: CycleGANTrainConfig | None = None,
+                   masks: str | Path | None = None, preset: str | None = None, steps: int | None = None,
                    device: str = "auto", resume: bool = False, progress: bool = True) -> Path:
     """Train a mask↔image CycleGAN on real ``images`` and real ``masks`` or scenes of ``preset``.
 

@@ -30,28 +30,37 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Literal, Optional, Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from .. import ddp, tiling
 from ..config import Strict, validate
-
-from ..errors import ConfigError
-from ..io import check_writable, list_images, read_image, read_json, write_json
-from ..modelfolder import (CHECKPOINT_DIR, CONFIG_FILE, WEIGHTS_FILE, config_error, describe_training_data,
-                           load_tensors, load_weights, read_model_config, resolve_device, save_model_folder,
-                           save_tensors)
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
+from ..io import check_writable, list_images, read_image, read_json, write_json
+from ..modelfolder import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    config_error,
+    describe_training_data,
+    load_tensors,
+    load_weights,
+    read_model_config,
+    resolve_device,
+    save_model_folder,
+    save_tensors,
+)
 from ..nn.unet import UNet
-from .. import tiling
-from .training import EMA as _EMA, autocast as _autocast
-from .. import ddp
+from .training import EMA as _EMA
+from .training import autocast as _autocast
 from .training import optimizer_from_tensors as _optimizer_from_tensors
 from .training import optimizer_to_tensors as _optimizer_to_tensors
 
@@ -66,10 +75,10 @@ class DiffusionTrainConfig(Strict):
     # U-Net (cellsynth.nn.unet.UNet constructor arguments)
     channels: list[Annotated[int, Field(ge=1)]] = [32, 64, 128]
     blocks_per_level: Annotated[int, Field(ge=1)] = 1
-    strides: Optional[list[list[Annotated[int, Field(ge=1)]]]] = None
+    strides: list[list[Annotated[int, Field(ge=1)]]] | None = None
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # random patches, (Z)YX; None = 64² (2D) / 16×64×64 (3D)
-    patch_size: Optional[list[Annotated[int, Field(ge=4)]]] = None
+    patch_size: list[Annotated[int, Field(ge=4)]] | None = None
     batch_size: Annotated[int, Field(ge=1)] = 16
     lr: Annotated[float, Field(gt=0)] = 2e-4
     ema: Annotated[float, Field(ge=0, lt=1)] = 0.999
@@ -83,7 +92,7 @@ class DiffusionTrainConfig(Strict):
     cosine_s: Annotated[float, Field(gt=0)] = 0.008
     max_beta: Annotated[float, Field(gt=0, lt=1)] = 0.999
     seed: int = 0
-    threads: Optional[Annotated[int, Field(ge=1)]] = None
+    threads: Annotated[int, Field(ge=1)] | None = None
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16)
 
 
@@ -119,7 +128,7 @@ class Schedule:
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
 
-def check_sampling(t_start: int, steps: int, T: Optional[int] = None, prefix: str = "", model: str = "") -> None:
+def check_sampling(t_start: int, steps: int, T: int | None = None, prefix: str = "", model: str = "") -> None:
     """SDEdit settings against the model's schedule: 1 <= t_start <= T and 1 <= steps (K) <= t_start.
 
     Raises :class:`ConfigError` naming the keys (``prefix`` + name, e.g. ``render.diffusion.``)
@@ -174,7 +183,7 @@ class DiffusionModel:
     net: UNet
     schedule: Schedule
     config: dict
-    path: Optional[Path] = None
+    path: Path | None = None
 
     @property
     def ndim(self) -> int:
@@ -195,7 +204,7 @@ class DiffusionModel:
         return (n["raw_low"] + (x + 1) / 2 * (n["raw_high"] - n["raw_low"])).astype(np.float32)
 
 
-def save_model(net: UNet, config: dict, out: str | Path, state_dict: Optional[dict] = None) -> Path:
+def save_model(net: UNet, config: dict, out: str | Path, state_dict: dict | None = None) -> Path:
     """Write the model folder ``out`` (:func:`cellsynth.modelfolder.save_model_folder`).
 
     ``state_dict`` (e.g. the EMA weights) replaces the net's own weights.
@@ -278,8 +287,8 @@ def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig,
     }
 
 
-def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[DiffusionTrainConfig] = None,
-                    steps: Optional[int] = None, device: str = "auto", resume: bool = False,
+def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConfig | None = None,
+                    steps: int | None = None, device: str = "auto", resume: bool = False,
                     progress: bool = True) -> Path:
     """Train a DDPM on the (unannotated) images in ``images``; write the model directory ``out``.
 
@@ -441,8 +450,8 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: Optional[Diffusion
 
 # --------------------------------------------------------------------------- generation (SDEdit)
 def map_sketch_intensities(sketch: np.ndarray, intensity: dict, sketch_levels: Sequence[float] = (0.0, 0.5, 1.0),
-                           background: Optional[float] = None,
-                           foreground: Optional[Sequence[float]] = None) -> np.ndarray:
+                           background: float | None = None,
+                           foreground: Sequence[float] | None = None) -> np.ndarray:
     """Map a [0, 1] sketch onto the model's normalised intensities (piecewise linear).
 
     ``sketch_levels`` = (background, dimmest object, brightest object) in the sketch
@@ -467,7 +476,7 @@ def map_sketch_intensities(sketch: np.ndarray, intensity: dict, sketch_levels: S
     return np.interp(sketch, xp, fp).astype(np.float32)
 
 
-def _make_generator(generator: Optional[torch.Generator], seed: Optional[int]) -> torch.Generator:
+def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
     if generator is not None:
         if generator.device.type != "cpu":
             raise ValueError("sdedit needs a CPU torch.Generator (noise is drawn on the CPU so results repeat)")
@@ -477,8 +486,8 @@ def _make_generator(generator: Optional[torch.Generator], seed: Optional[int]) -
 
 @torch.no_grad()
 def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start: int, steps: int,
-                    generator: torch.Generator, schedule: Optional[Schedule] = None,
-                    tile: Optional[Sequence[int]] = None, overlap: float = 0.125, batch_size: int = 4,
+                    generator: torch.Generator, schedule: Schedule | None = None,
+                    tile: Sequence[int] | None = None, overlap: float = 0.125, batch_size: int = 4,
                     clip: float = 1.0, progress: bool = False, amp: bool = True) -> torch.Tensor:
     """Run the (respaced) reverse process from x_{t_start} down to x_0.
 
@@ -522,10 +531,10 @@ def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start
 
 
 def sdedit(model: DiffusionModel | str | Path, sketch: np.ndarray, t_start: int = 400, steps: int = 50,
-           sigma: float = 1.0, generator: Optional[torch.Generator] = None, seed: Optional[int] = None,
-           tile: Optional[Sequence[int]] = None, overlap: float = 0.125, match_intensities: bool = True,
-           sketch_levels: Optional[Sequence[float]] = None, background: Optional[float] = None,
-           foreground: Optional[Sequence[float]] = None, output: Literal["unit", "model", "raw"] = "unit",
+           sigma: float = 1.0, generator: torch.Generator | None = None, seed: int | None = None,
+           tile: Sequence[int] | None = None, overlap: float = 0.125, match_intensities: bool = True,
+           sketch_levels: Sequence[float] | None = None, background: float | None = None,
+           foreground: Sequence[float] | None = None, output: Literal["unit", "model", "raw"] = "unit",
            batch_size: int = 4, progress: bool = False) -> np.ndarray:
     """SDEdit (Meng et al.; Eschweiler et al. 2024): a realistic image from a sketch, any size, 2D or 3D.
 

@@ -15,18 +15,18 @@ Eschweiler et al. 2021). Unpaired: image and mask patches are drawn independentl
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from .. import tiling
 from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile
 from ..io import list_images, read_image, read_labels
 from ..simulate import encode
-from .. import tiling
 
 ENCODINGS = ("boundaries", "foreground", "classes")
 
@@ -60,8 +60,8 @@ def specimen_from_image(image: np.ndarray, radius: float = 8.0, sigma: float = 2
     return close_specimen(s > threshold_otsu(s), radius)
 
 
-def encode_mask(labels: np.ndarray, encoding: str, classes: Optional[dict] = None,
-                class_names: Optional[Sequence[str]] = None, thickness: int = 1) -> np.ndarray:
+def encode_mask(labels: np.ndarray, encoding: str, classes: dict | None = None,
+                class_names: Sequence[str] | None = None, thickness: int = 1) -> np.ndarray:
     """(C, *spatial) float32 in {-1, 1}: the mask domain's network input for ``encoding``.
 
     >>> lab = np.zeros((6, 6), np.uint16); lab[1:5, 1:5] = 1
@@ -187,11 +187,11 @@ def simulate_label_domain(preset: str, n: int, seed: int, overrides: Sequence[st
     return [simulate_scene(cfg.scene, r) for r in rngs]
 
 
-def prepare_domains(images: str | Path, masks: Optional[str | Path] = None, preset: Optional[str] = None,
+def prepare_domains(images: str | Path, masks: str | Path | None = None, preset: str | None = None,
                     n_scenes: int = 8, seed: int = 0, scene_overrides: Sequence[str] = (),
-                    encoding: str = "foreground", class_names: Optional[Sequence[str]] = None,
-                    percentiles: Sequence[float] = (1.0, 99.8), positional: Optional[tuple[float, float]] = None,
-                    cycle_weight: Optional[dict] = None, thickness: int = 1,
+                    encoding: str = "foreground", class_names: Sequence[str] | None = None,
+                    percentiles: Sequence[float] = (1.0, 99.8), positional: tuple[float, float] | None = None,
+                    cycle_weight: dict | None = None, thickness: int = 1,
                     specimen_radius: float = 8.0) -> Domains:
     """Read/simulate and encode both domains; every input problem is one line before anything is written.
 

@@ -8,15 +8,14 @@ tiles keep a core. Inputs are encoded exactly as in training (the model folder's
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
+from .. import tiling
 from ..errors import InputError
 from ..modelfolder import read_model_config
-from .. import tiling
 from .domains import encode_mask, normalise_image, specimen_from_labels
 
 SEED001_MARGIN = {2: [30, 30], 3: [15, 30, 30]}
@@ -38,8 +37,8 @@ def load_translator(folder: str | Path, device: str = "cpu", kinds: Sequence[str
     return cls.from_folder(folder, device=device, what=what)
 
 
-def tiling_for(model, shape: Sequence[int], tile: Optional[Sequence[int]] = None,
-               overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None):
+def tiling_for(model, shape: Sequence[int], tile: Sequence[int] | None = None,
+               overlap: Sequence[int] | None = None, crop: Sequence[int] | None = None):
     """Tile, overlap and crop per axis. Default tile: the whole image up to :data:`SINGLE_PASS` voxels, else
     :data:`DEFAULT_TILE`; default overlap and crop: Eschweiler et al. 2021's, capped at a fifth of the tile."""
     nd = len(shape)
@@ -60,10 +59,10 @@ def _check_dims(model, array: np.ndarray, what: str) -> None:
         raise InputError(f"{what} is {array.ndim}D (shape {array.shape}) but the model is {model.spatial_dims}D")
 
 
-def render_labels(model, labels: np.ndarray, foreground: Optional[np.ndarray] = None,
-                  classes: Optional[dict] = None, alpha: Optional[float] = None, beta: Optional[float] = None,
-                  tile: Optional[Sequence[int]] = None, overlap: Optional[Sequence[int]] = None,
-                  crop: Optional[Sequence[int]] = None, progress: bool = False) -> np.ndarray:
+def render_labels(model, labels: np.ndarray, foreground: np.ndarray | None = None,
+                  classes: dict | None = None, alpha: float | None = None, beta: float | None = None,
+                  tile: Sequence[int] | None = None, overlap: Sequence[int] | None = None,
+                  crop: Sequence[int] | None = None, progress: bool = False) -> np.ndarray:
     """An image (float32 in [0, 1]) from instance ``labels`` with a loaded cGAN or CycleGAN.
 
     ``foreground``: the specimen (a Scene's foreground; default: the objects closed by the
@@ -89,8 +88,8 @@ def render_labels(model, labels: np.ndarray, foreground: Optional[np.ndarray] = 
     return np.clip((y[0] + 1) / 2, 0, 1).astype(np.float32)
 
 
-def segment_image(model, image: np.ndarray, tile: Optional[Sequence[int]] = None,
-                  overlap: Optional[Sequence[int]] = None, crop: Optional[Sequence[int]] = None,
+def segment_image(model, image: np.ndarray, tile: Sequence[int] | None = None,
+                  overlap: Sequence[int] | None = None, crop: Sequence[int] | None = None,
                   progress: bool = False) -> np.ndarray:
     """Per-class boolean masks (C, *spatial) of a real ``image`` with a CycleGAN's image→mask generator."""
     image = np.asarray(image)

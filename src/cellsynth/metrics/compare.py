@@ -14,7 +14,7 @@ report the same numbers for the same images.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from . import image as im
 from . import segmentation as sg
 from .stats import summary
 
-ImageSet = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
+ImageSet = Mapping[str, np.ndarray] | Sequence[np.ndarray]
 NORMALIZE_PERCENTILES = (0.5, 99.5)
 PAIRED_METRICS = ("ssim", "psnr", "nrmse", "zncc", "ncc", "bhattacharyya", "profile_zncc")
 SPECTRUM_BINS = 32
@@ -82,7 +82,7 @@ def mean_log_spectrum(images: Sequence[np.ndarray], n_bins: int = SPECTRUM_BINS)
 
 
 def compare_images(real: ImageSet, synthetic: ImageSet, *, bins: int = 256, normalize: str = "percentile",
-                   features: bool = True, extractor: Optional[im.FeatureExtractor] = None,
+                   features: bool = True, extractor: im.FeatureExtractor | None = None,
                    kid_subsets: int = 100, seed: int = 0, progress: bool = False) -> dict:
     """Realism of ``synthetic`` images against ``real`` ones (2D or 3D, any sizes).
 
@@ -118,8 +118,8 @@ def compare_images(real: ImageSet, synthetic: ImageSet, *, bins: int = 256, norm
     ndim = _ndim({"real": r0, "synthetic": s0})
     r = {k: norm(v) for k, v in r0.items()}
     s = {k: norm(v) for k, v in s0.items()}
-    rng: Optional[tuple[float, float]] = (0.0, 1.0) if normalize == "percentile" else None
-    data_range: Optional[float] = 1.0 if normalize == "percentile" else None
+    rng: tuple[float, float] | None = (0.0, 1.0) if normalize == "percentile" else None
+    data_range: float | None = 1.0 if normalize == "percentile" else None
     rl, sl = list(r.values()), list(s.values())
 
     out: dict = {"n_real": len(rl), "n_synthetic": len(sl), "ndim": ndim, "normalize": normalize, "bins": bins}
@@ -168,7 +168,7 @@ def compare_images(real: ImageSet, synthetic: ImageSet, *, bins: int = 256, norm
 
 
 def score_segmentation(gt: np.ndarray, pred: np.ndarray, *, thresholds: Sequence[float] = sg.DEFAULT_THRESHOLDS,
-                       tolerance: Optional[float] = None, centroid_tolerance: Optional[float] = None) -> dict:
+                       tolerance: float | None = None, centroid_tolerance: float | None = None) -> dict:
     """Scores of one predicted instance mask against its ground truth.
 
     AP@0.5 and AP@0.5:0.95 are the DSB 2018 / StarDist "accuracy" tp / (tp + fp + fn) at IoU
@@ -217,7 +217,7 @@ def check_pairs(gt_names: Iterable[str], pred_names: Iterable[str], where: str =
 
 
 def score_segmentations(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], *,
-                        thresholds: Optional[Sequence[float]] = None, tolerance: float = 2.0,
+                        thresholds: Sequence[float] | None = None, tolerance: float = 2.0,
                         centroid_tolerance: float = 5.0, progress: bool = False) -> dict:
     """Score predicted instance masks against ground truth, paired by name (2D or 3D).
 

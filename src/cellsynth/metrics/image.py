@@ -24,8 +24,9 @@ argument for NaNs/infs, empty arrays or mismatched shapes.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Protocol, Sequence, Union
+from typing import Protocol
 
 import numpy as np
 from scipy import linalg, ndimage
@@ -33,7 +34,7 @@ from scipy import linalg, ndimage
 from ..errors import InputError
 from ..intensity import normalize_percentile
 
-ArrayOrList = Union[np.ndarray, Sequence[np.ndarray]]
+ArrayOrList = np.ndarray | Sequence[np.ndarray]
 
 __all__ = [
     "ssim", "psnr", "nrmse", "zncc", "ncc",
@@ -75,7 +76,7 @@ def _pool(x: ArrayOrList, name: str) -> np.ndarray:
     return np.concatenate([_finite(p, f"{name}[{i}]").ravel() for i, p in enumerate(parts)])
 
 
-def _data_range(a: np.ndarray, b: np.ndarray, data_range: Optional[float]) -> float:
+def _data_range(a: np.ndarray, b: np.ndarray, data_range: float | None) -> float:
     if data_range is None:
         data_range = float(max(a.max(), b.max()) - min(a.min(), b.min()))
         return data_range if data_range > 0 else 1.0  # two equal constant images
@@ -85,7 +86,7 @@ def _data_range(a: np.ndarray, b: np.ndarray, data_range: Optional[float]) -> fl
 
 
 # --------------------------------------------------------------------------- paired
-def ssim(image_true, image_test, data_range: Optional[float] = None, win_size: Optional[int] = None,
+def ssim(image_true, image_test, data_range: float | None = None, win_size: int | None = None,
          **kwargs) -> float:
     """Structural similarity (Wang et al. 2004) via ``skimage.metrics.structural_similarity``.
 
@@ -106,7 +107,7 @@ def ssim(image_true, image_test, data_range: Optional[float] = None, win_size: O
                                        win_size=win_size, **kwargs))
 
 
-def psnr(image_true, image_test, data_range: Optional[float] = None) -> float:
+def psnr(image_true, image_test, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio 10·log10(data_range² / MSE) in dB (inf for identical images)."""
     from skimage.metrics import peak_signal_noise_ratio
 
@@ -156,7 +157,7 @@ def ncc(image_true, image_test) -> float:
 
 # --------------------------------------------------------------------------- histograms
 def histograms(a: ArrayOrList, b: ArrayOrList, bins: int = 256,
-               range: Optional[tuple[float, float]] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalised intensity histograms (p, q, edges) of two images or image lists on common bins.
 
     ``range`` None: the joint min/max of both. Each of ``a``/``b`` may be one
@@ -210,7 +211,7 @@ def bhattacharyya(p, q, form: str = "bhattacharyya") -> float:
 
 
 def histogram_distance(a: ArrayOrList, b: ArrayOrList, bins: int = 256,
-                       range: Optional[tuple[float, float]] = None, form: str = "bhattacharyya") -> float:
+                       range: tuple[float, float] | None = None, form: str = "bhattacharyya") -> float:
     """Bhattacharyya distance −ln Σ √(p q) between the intensity histograms of ``a`` and ``b``.
 
     Unpaired: ``a`` and ``b`` may differ in shape, or be lists of images.
@@ -239,14 +240,14 @@ def kl_divergence(p, q, eps: float = 1e-10) -> float:
 
 
 def histogram_kl(a: ArrayOrList, b: ArrayOrList, bins: int = 256,
-                 range: Optional[tuple[float, float]] = None, eps: float = 1e-10) -> float:
+                 range: tuple[float, float] | None = None, eps: float = 1e-10) -> float:
     """D_KL(hist(a) ‖ hist(b)) of the intensity histograms (``a`` = reference, e.g. real images)."""
     p, q, _ = histograms(a, b, bins=bins, range=range)
     return kl_divergence(p, q, eps=eps)
 
 
 # --------------------------------------------------------------------------- spectra/profiles
-def radial_power_spectrum(image, spacing: Optional[Sequence[float]] = None,
+def radial_power_spectrum(image, spacing: Sequence[float] | None = None,
                           subtract_mean: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Radially (2D) or spherically (3D) averaged power spectrum (Eschweiler et al. 2021 Fig 7/11, right).
 
@@ -284,7 +285,7 @@ def radial_power_spectrum(image, spacing: Optional[Sequence[float]] = None,
     return freqs[ok], sums[ok] / counts[ok]
 
 
-def intensity_profile(image, axis: int = -1, center_axis: Optional[int] = None,
+def intensity_profile(image, axis: int = -1, center_axis: int | None = None,
                       reduce: str = "sum") -> np.ndarray:
     """Intensity profile along ``axis``, reducing (sum or mean) over all other axes.
 
@@ -409,7 +410,7 @@ class StatisticsExtractor:
             "FID/KID values are not comparable with published FIDs")
 
     def __init__(self, sigmas: Sequence[float] = (1.0, 2.0, 4.0, 8.0), n_bands: int = 8,
-                 spacing: Optional[Sequence[float]] = None, normalize: bool = True):
+                 spacing: Sequence[float] | None = None, normalize: bool = True):
         self.sigmas = tuple(float(s) for s in sigmas)
         self.n_bands = int(n_bands)
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
@@ -472,13 +473,13 @@ class InceptionExtractor:
     name = "inception-v3"
     note = "Inception-v3 pool3 features from local weights"
 
-    def __init__(self, weights_path: Union[str, Path], device: str = "cpu", batch_size: int = 16):
+    def __init__(self, weights_path: str | Path, device: str = "cpu", batch_size: int = 16):
         path = Path(weights_path)
         if not path.is_file():
             raise InputError(f"Inception weights '{path}' do not exist (nothing is downloaded; give a local file)")
         try:
-            import torchvision  # noqa: F401  (first: fails fast without importing torch)
             import torch
+            import torchvision  # noqa: F401  (first: fails fast without importing torch)
         except ImportError:
             raise InputError("InceptionExtractor needs torch and torchvision (the Inception-v3 architecture); "
                              "torchvision is not installed: use the default StatisticsExtractor or install "

@@ -17,7 +17,7 @@ with one line naming the argument.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -165,7 +165,7 @@ def _components(r: np.ndarray, c: np.ndarray, n_true: int, n_pred: int) -> np.nd
     return lab[r]
 
 
-def _assign(r, c, s, n_true: int, n_pred: int, thr: float, comp: Optional[np.ndarray],
+def _assign(r, c, s, n_true: int, n_pred: int, thr: float, comp: np.ndarray | None,
             all_pairs: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimal one-to-one assignment maximising the number of pairs with score >= thr.
 
@@ -228,8 +228,8 @@ def _assign_dense(r, c, s, n_true: int, n_pred: int, thr: float):
     return ti, pi, scores[ti, pi]
 
 
-def matching(gt, pred, thresh: Union[float, Sequence[float]] = 0.5, criterion: str = "iou",
-             report_matches: bool = False) -> Union[dict, list[dict]]:
+def matching(gt, pred, thresh: float | Sequence[float] = 0.5, criterion: str = "iou",
+             report_matches: bool = False) -> dict | list[dict]:
     """Instance matching metrics with StarDist ``matching`` semantics.
 
     Ground-truth and predicted objects are paired one-to-one by optimal
@@ -276,9 +276,9 @@ def matching(gt, pred, thresh: Union[float, Sequence[float]] = 0.5, criterion: s
     return out[0] if np.isscalar(thresh) else out
 
 
-def matching_dataset(gts: Iterable, preds: Iterable, thresh: Union[float, Sequence[float]] = 0.5,
+def matching_dataset(gts: Iterable, preds: Iterable, thresh: float | Sequence[float] = 0.5,
                      criterion: str = "iou", by_image: bool = False,
-                     progress: bool = False) -> Union[dict, list[dict]]:
+                     progress: bool = False) -> dict | list[dict]:
     """:func:`matching` over a list of image pairs (StarDist ``matching_dataset``).
 
     ``by_image=False`` (default): tp/fp/fn, n_true, n_pred and the matched-score
@@ -396,7 +396,7 @@ def dice(gt, pred, empty_score: float = 1.0) -> float:
     return float(2 * np.logical_and(g, p).sum() / den) if den else float(empty_score)
 
 
-def class_scores(gt_classes, pred_classes, classes: Optional[Sequence[int]] = None,
+def class_scores(gt_classes, pred_classes, classes: Sequence[int] | None = None,
                  empty_score: float = 1.0) -> dict:
     """Pixel-wise Dice, precision and recall per semantic class (Rosa et al.: nuclei, Golgi).
 
@@ -424,7 +424,7 @@ def class_scores(gt_classes, pred_classes, classes: Optional[Sequence[int]] = No
     return out
 
 
-def tolerant_iou(gt, pred, tolerance: float = 0.0, spacing: Optional[Sequence[float]] = None) -> float:
+def tolerant_iou(gt, pred, tolerance: float = 0.0, spacing: Sequence[float] | None = None) -> float:
     """IoU of two binary masks allowing predictions to lie within ``tolerance`` of the truth (Eschweiler et al. 2021).
 
     Eschweiler et al. 2021 scores thin classes with an allowed misplacement (1 voxel for
@@ -459,7 +459,7 @@ def _boundary(x: np.ndarray, is_boundary: bool) -> np.ndarray:
     return boundaries(x)
 
 
-def boundary_f1(gt, pred, tolerance: float = 2.0, spacing: Optional[Sequence[float]] = None,
+def boundary_f1(gt, pred, tolerance: float = 2.0, spacing: Sequence[float] | None = None,
                 boundaries: bool = False) -> dict:
     """Boundary F1 with a distance tolerance (Eschweiler et al. 2019: 2-pixel safety margin around membranes).
 
@@ -487,7 +487,7 @@ def boundary_f1(gt, pred, tolerance: float = 2.0, spacing: Optional[Sequence[flo
     return dict(precision=prec, recall=rec, f1=float(f1), n_true=ng, n_pred=npred)
 
 
-def _kind(a: np.ndarray, shape: Optional[tuple]) -> str:
+def _kind(a: np.ndarray, shape: tuple | None) -> str:
     """Guess how a centroid input is given: "labels", "map" (float image) or "points"."""
     integer = np.issubdtype(a.dtype, np.integer) or a.dtype == bool
     if shape is not None:
@@ -499,8 +499,8 @@ def _kind(a: np.ndarray, shape: Optional[tuple]) -> str:
     return "points" if a.ndim == 2 and a.shape[1] in (2, 3) else "map"
 
 
-def _points(x, kind: str, shape: Optional[tuple], name: str, min_distance: int,
-            threshold: Optional[float]) -> np.ndarray:
+def _points(x, kind: str, shape: tuple | None, name: str, min_distance: int,
+            threshold: float | None) -> np.ndarray:
     """(N, ndim) float coordinates from labels (centroids), a map (local maxima) or points."""
     a = np.asarray(x)
     if kind == "auto":
@@ -536,10 +536,10 @@ def _points(x, kind: str, shape: Optional[tuple], name: str, min_distance: int,
     raise InputError(f"{name} kind must be 'auto', 'labels', 'points' or 'map', got {kind!r}")
 
 
-def centroid_accuracy(gt, pred, tolerance: float = 5.0, spacing: Optional[Sequence[float]] = None,
+def centroid_accuracy(gt, pred, tolerance: float = 5.0, spacing: Sequence[float] | None = None,
                       gt_kind: str = "auto", pred_kind: str = "auto", min_distance: int = 2,
-                      threshold: Optional[float] = 0.5) -> dict:
-    """Centroid detection accuracy (Eschweiler et al. 2019: local-maximum based; Eschweiler et al. 2021: 5-voxel tolerance).
+                      threshold: float | None = 0.5) -> dict:
+    """Centroid detection accuracy (local maxima: Eschweiler et al. 2019; 5-voxel tolerance: Eschweiler et al. 2021).
 
     Reference points: centroids of the ``gt`` label image, or ``gt`` itself as
     an (N, ndim) point array. Detections from ``pred``: centroids of a label

@@ -6,7 +6,7 @@ the summaries that belong beside a p-value.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats

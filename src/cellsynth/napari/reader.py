@@ -1,8 +1,8 @@
 """Open a cellsynth dataset folder (``images/`` + ``masks/``) as an image and a labels layer."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from ..errors import InputError
 from ..io import read_image, read_labels, read_spacing
 
 
-def get_reader(path: str | list[str]) -> Optional[Callable]:
+def get_reader(path: str | list[str]) -> Callable | None:
     """npe2 reader hook: a callable for a dataset folder, None for anything else (napari tries other readers)."""
     if isinstance(path, list):
         if len(path) != 1:
@@ -39,7 +39,7 @@ def read_dataset_layers(path: str | list[str]) -> list[tuple]:
     path = Path(path[0] if isinstance(path, list) else path)
     pairs = read_pairs(path)
     images, labels, scales = [], [], []
-    for name, ip, mp in pairs:
+    for _name, ip, mp in pairs:
         img, lab = read_image(ip), read_labels(mp)
         if img.shape != lab.shape:
             raise InputError(f"image '{ip}' has shape {img.shape} but its mask has {lab.shape}")

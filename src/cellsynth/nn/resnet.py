@@ -9,7 +9,7 @@ the same layers serve 2D and 3D; the normalisation is chosen by ``norm``
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -50,7 +50,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, channels: int = 32,
                  n_down: int = 2, n_blocks: int = 6, norm: str = "batch",
-                 strides: Optional[Sequence[Sequence[int]]] = None, final: str = "tanh"):
+                 strides: Sequence[Sequence[int]] | None = None, final: str = "tanh"):
         super().__init__()
         c = conv_class(spatial_dims)
         strides = [list(s) for s in strides] if strides is not None else [[2] * spatial_dims] * n_down

@@ -8,11 +8,11 @@ segmentation/translation U-Net. The constructor arguments are the saved config.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .layers import norm_layer
 
@@ -50,7 +50,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
 
 
 class ResBlock(nn.Module):
-    def __init__(self, spatial_dims: int, cin: int, cout: int, temb_dim: Optional[int], dropout: float = 0.0,
+    def __init__(self, spatial_dims: int, cin: int, cout: int, temb_dim: int | None, dropout: float = 0.0,
                  norm: str = "group"):
         super().__init__()
         self.norm1 = norm_layer(norm, spatial_dims, cin)
@@ -61,7 +61,7 @@ class ResBlock(nn.Module):
         self.conv2 = conv(spatial_dims, cout, cout)
         self.skip = conv(spatial_dims, cin, cout, k=1) if cin != cout else nn.Identity()
 
-    def forward(self, x: torch.Tensor, temb: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
         if self.temb is not None and temb is not None:
             h = h + self.temb(F.silu(temb)).reshape(*temb.shape[:1], -1, *([1] * (x.dim() - 2)))
@@ -103,7 +103,7 @@ class UNet(nn.Module):
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1,
                  channels: Sequence[int] = (32, 64, 128), blocks_per_level: int = 1,
                  time_embedding: bool = False, dropout: float = 0.0,
-                 strides: Optional[Sequence[Sequence[int]]] = None, norm: str = "group"):
+                 strides: Sequence[Sequence[int]] | None = None, norm: str = "group"):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -153,7 +153,7 @@ class UNet(nn.Module):
             d = [a * b for a, b in zip(d, s)]
         return d
 
-    def forward(self, x: torch.Tensor, t: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         temb = None
         if self.time_mlp is not None:
             if t is None:

@@ -10,7 +10,6 @@ from typing import Protocol
 import numpy as np
 
 from ..config import RenderConfig
-
 from ..errors import ConfigError
 from ..scene import Scene
 

@@ -1,12 +1,12 @@
 """Helpers shared by the sketch and physics renderers (numpy/scipy only, any ndim)."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..config import validate
-
 from ..errors import ConfigError, InputError
 from ..scene import Scene
 from ..simulate.encode import boundaries

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -45,7 +44,7 @@ class DiffusionRenderer:
 
     name = "diffusion"
 
-    def __init__(self, cfg: Optional[DiffusionRenderConfig] = None, sketch_cfg: Optional[SketchConfig] = None):
+    def __init__(self, cfg: DiffusionRenderConfig | None = None, sketch_cfg: SketchConfig | None = None):
         from ..generative.diffusion import check_sampling, load_model
         self.cfg = cfg or DiffusionRenderConfig()
         self.sketch_cfg = sketch_cfg or SketchConfig()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -30,7 +29,7 @@ def default_model_path(kind: str) -> Path:
 class GANRenderer:
     """``render(scene, rng) -> float32`` image in [0, 1] with a trained cGAN or CycleGAN."""
 
-    def __init__(self, kind: str, cfg: Optional[CycleGANRenderConfig] = None):
+    def __init__(self, kind: str, cfg: CycleGANRenderConfig | None = None):
         from ..generative.translate import load_translator
         self.name = kind
         self.cfg = cfg or (CGANRenderConfig() if kind == "cgan" else CycleGANRenderConfig())

@@ -47,7 +47,6 @@ Everything runs in float32 with separable ``scipy.ndimage.gaussian_filter``.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -55,7 +54,7 @@ from scipy import ndimage as ndi
 from ..config import PhysicsConfig, config_to_dict
 from ..errors import ConfigError
 from ..scene import Scene
-from ._common import conditioned, as_config, axis_ramp, check_inputs, class_factors, emitting_labels
+from ._common import as_config, axis_ramp, check_inputs, class_factors, conditioned, emitting_labels
 
 
 def psf_sigma_um(cfg: PhysicsConfig) -> tuple[float, float]:
@@ -150,7 +149,7 @@ def _equivalent_radii(scene: Scene) -> np.ndarray:
     return (vol / np.pi) ** 0.5 if scene.ndim == 2 else (3.0 * vol / (4.0 * np.pi)) ** (1.0 / 3.0)
 
 
-def _haze(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> Optional[np.ndarray]:
+def _haze(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> np.ndarray | None:
     """Photons of out-of-focus nuclei, each blurred by the PSF at its defocus (module doc)."""
     radii = _equivalent_radii(scene)
     k = int(rng.poisson(cfg.haze * len(radii))) if len(radii) else 0
@@ -177,7 +176,7 @@ def _haze(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> Optiona
     return out
 
 
-def _debris(scene: Scene, cfg: PhysicsConfig, mean_bright: float, rng) -> Optional[np.ndarray]:
+def _debris(scene: Scene, cfg: PhysicsConfig, mean_bright: float, rng) -> np.ndarray | None:
     sp = np.asarray(scene.spacing, float)
     size_um = float(np.prod(np.asarray(scene.shape) * sp))
     k = int(rng.poisson(cfg.debris * size_um / (1e3 if scene.ndim == 2 else 1e4)))

@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 
 from ..config import SketchConfig, config_to_dict
 from ..scene import Scene
-from ._common import conditioned, as_config, axis_ramp, check_inputs, class_factors, emitting_labels
+from ._common import as_config, axis_ramp, check_inputs, class_factors, conditioned, emitting_labels
 
 
 def _centre_decay(scene: Scene, strength: float) -> np.ndarray:

@@ -16,7 +16,6 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -65,8 +64,8 @@ def default_test_image(ndim: int, size: list[int]) -> np.ndarray:
     return make_renderer("sketch", cfg.render).render(simulate_scene(cfg.scene, scene_rng), render_rng)
 
 
-def export_bioimageio(model: str | Path, out: str | Path, test_image: Optional[str | Path] = None,
-                      name: Optional[str] = None) -> Path:
+def export_bioimageio(model: str | Path, out: str | Path, test_image: str | Path | None = None,
+                      name: str | None = None) -> Path:
     """Write the segmenter folder ``model`` as a BioImage Model Zoo zip ``out``.
 
     Parameters
@@ -128,7 +127,7 @@ def export_bioimageio(model: str | Path, out: str | Path, test_image: Optional[s
                        f"instances by seeded watershed (see README)",
         "authors": [{"name": "cellsynth developers"}], "cite": [CITATION], "license": "BSD-3-Clause",
         "documentation": "README.md", "tags": ["cellsynth", "unet", "instance-segmentation", f"{nd}d", "nuclei"],
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "timestamp": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
         "attachments": [{"source": "cellsynth_config.json", "sha256": _sha256(files["cellsynth_config.json"])}],
         "inputs": [{
             "id": "raw", "description": "single-channel fluorescence image",

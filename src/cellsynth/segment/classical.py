@@ -19,7 +19,7 @@ The factors were chosen on 80 DSB 2018 ``train`` images (mean AP@0.5 0.67 with t
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -41,7 +41,7 @@ def _label_dtype(n: int):
     return np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
 
 
-def _rel_spacing(spacing: Optional[Sequence[float]], ndim: int) -> np.ndarray:
+def _rel_spacing(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
     """Voxel size relative to the finest axis (1 = isotropic)."""
     if spacing is None:
         return np.ones(ndim)
@@ -51,7 +51,7 @@ def _rel_spacing(spacing: Optional[Sequence[float]], ndim: int) -> np.ndarray:
     return sp / sp.min()
 
 
-def _foreground(x: np.ndarray, sigma: np.ndarray, threshold: Optional[float]) -> Optional[np.ndarray]:
+def _foreground(x: np.ndarray, sigma: np.ndarray, threshold: float | None) -> np.ndarray | None:
     xs = gaussian(x, sigma=tuple(sigma), preserve_range=True) if np.any(sigma > 0) else x
     if threshold is None:
         if float(xs.max()) <= float(xs.min()):  # constant image: nothing to find
@@ -61,8 +61,8 @@ def _foreground(x: np.ndarray, sigma: np.ndarray, threshold: Optional[float]) ->
     return ndi.binary_fill_holes(fg) if x.ndim == 2 else fg
 
 
-def object_scale(foreground: np.ndarray, spacing: Optional[Sequence[float]] = None,
-                 min_voxels: int = 4) -> Optional[tuple[float, float]]:
+def object_scale(foreground: np.ndarray, spacing: Sequence[float] | None = None,
+                 min_voxels: int = 4) -> tuple[float, float] | None:
     """Median connected-component size of a binary foreground: (radius r, area/volume A).
 
     r is the equivalent radius (2D: (A/π)^½, 3D: (3V/4π)^⅓) in units of the finest
@@ -90,9 +90,9 @@ def object_scale(foreground: np.ndarray, spacing: Optional[Sequence[float]] = No
     return r, a
 
 
-def classical_segment(image: np.ndarray, sigma: Optional[float] = None, min_size: Optional[int] = None,
-                      min_distance: Optional[float] = None, threshold: Optional[float] = None,
-                      spacing: Optional[Sequence[float]] = None, dark_objects: bool = False,
+def classical_segment(image: np.ndarray, sigma: float | None = None, min_size: int | None = None,
+                      min_distance: float | None = None, threshold: float | None = None,
+                      spacing: Sequence[float] | None = None, dark_objects: bool = False,
                       adaptive: bool = True) -> np.ndarray:
     """Instance labels of bright objects in a 2D (YX) or 3D (ZYX) image.
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -15,10 +15,10 @@ log = logging.getLogger(__name__)
 CLASSICAL = "classical"
 
 
-def segmenter_function(model: str | Path, *, device: str = "auto", tile: Optional[Sequence[int]] = None,
-                       overlap: Optional[float] = None, min_size: Optional[int] = None,
-                       sigma: Optional[float] = None, min_distance: Optional[float] = None,
-                       adaptive: bool = True) -> tuple[Callable[[np.ndarray], np.ndarray], Optional[int]]:
+def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequence[int] | None = None,
+                       overlap: float | None = None, min_size: int | None = None,
+                       sigma: float | None = None, min_distance: float | None = None,
+                       adaptive: bool = True) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
     """``(image -> labels, spatial dims or None)`` for a segmenter folder or ``'classical'``.
 
     ``min_size`` overrides the model's post-processing; ``sigma``, ``min_distance`` and

@@ -9,8 +9,8 @@ instances are connected components of each class (numbered class after class).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -24,8 +24,8 @@ DEFAULTS = {"mask_encoding": "classes", "cycle_weighting": "plain"}
 GOLGI_WEIGHT = {"golgi": 3.5}
 
 
-def train_cyclegan_segmenter(images: str | Path, preset: str, out: str | Path, config: Optional[dict] = None,
-                             steps: Optional[int] = None, device: str = "auto", resume: bool = False,
+def train_cyclegan_segmenter(images: str | Path, preset: str, out: str | Path, config: dict | None = None,
+                             steps: int | None = None, device: str = "auto", resume: bool = False,
                              progress: bool = True) -> Path:
     """Train the self-supervised segmenter on real ``images`` and scenes simulated from ``preset``.
 
@@ -59,8 +59,8 @@ def instances_from_classes(class_masks: np.ndarray, min_size: int = 0) -> np.nda
     return finish_labels(out, min_size)
 
 
-def cyclegan_segmenter(model: str | Path, device: str = "auto", tile: Optional[Sequence[int]] = None,
-                       min_size: Optional[int] = None):
+def cyclegan_segmenter(model: str | Path, device: str = "auto", tile: Sequence[int] | None = None,
+                       min_size: int | None = None):
     """``(image -> (instance labels, {class name: uint8 mask}), spatial dims)`` for a CycleGAN folder."""
     from ..generative.translate import load_translator, segment_image
     from ..modelfolder import resolve_device

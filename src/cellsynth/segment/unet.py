@@ -3,8 +3,8 @@
 The multi-class reformulation of instance segmentation used by Eschweiler et al. 2019, 2021: a U-Net
 (:class:`cellsynth.nn.unet.UNet`) predicts per pixel the probabilities of background,
 object boundary (:func:`cellsynth.simulate.encode.boundaries`, 1 px per side) and object
-interior (object minus boundary), i.e. ``encode.three_class(labels, centroid_radius=None)``. Instances come from a seeded
-watershed: seeds are connected components
+interior (object minus boundary), i.e. ``encode.three_class(labels, centroid_radius=None)``.
+Instances come from a seeded watershed: seeds are connected components
 of (interior probability > ``seed_threshold``), flooded over the negative interior
 probability (or the negative distance to the background) inside the foreground
 (1 − background probability > ``foreground_threshold``).
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -31,16 +32,20 @@ from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from ..config import Fraction, PosFloat, Strict, ordered_range, validate
-
-from ..errors import ConfigError
-from ..dataset import read_pairs
-from ..io import check_writable, read_image, read_labels
-from ..modelfolder import (config_error, describe_training_data, load_weights, read_model_config, resolve_device,
-                           save_model_folder)
-from ..errors import InputError
-from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from .. import ddp
+from ..config import Fraction, PosFloat, Strict, ordered_range, validate
+from ..dataset import read_pairs
+from ..errors import ConfigError, InputError
+from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
+from ..io import check_writable, read_image, read_labels
+from ..modelfolder import (
+    config_error,
+    describe_training_data,
+    load_weights,
+    read_model_config,
+    resolve_device,
+    save_model_folder,
+)
 from ..nn.unet import UNet
 from ..simulate import encode
 from .augment import AugmentConfig, augment_pair
@@ -79,9 +84,9 @@ class SegmenterConfig(Strict):
     # optional per-level strides for anisotropic 3D, e.g. [[1,2,2],[2,2,2]]
     channels: list[PosInt] = [16, 32, 64, 128]
     blocks_per_level: PosInt = 1
-    strides: Optional[list[list[PosInt]]] = None
+    strides: list[list[PosInt]] | None = None
     # training patch (Z)YX; None = 128² in 2D, 32×64×64 in 3D
-    patch: Optional[list[PosInt]] = None
+    patch: list[PosInt] | None = None
     batch_size: PosInt = 8
     steps: PosInt = 500
     lr: PosFloat = 1e-3
@@ -89,7 +94,7 @@ class SegmenterConfig(Strict):
     lr_final_fraction: Fraction = 0.05
     # cross-entropy weights (background, boundary, interior); None = from the class
     # frequencies of the training targets (∝ 1/√frequency)
-    class_weights: Optional[tuple[PosFloat, PosFloat, PosFloat]] = None
+    class_weights: tuple[PosFloat, PosFloat, PosFloat] | None = None
     dice_weight: Annotated[float, Field(ge=0)] = 0.5
     # extra cross-entropy weight factor on boundary pixels that touch another object
     # (the U-Net paper's border weighting: separating touching objects is what matters)
@@ -101,7 +106,7 @@ class SegmenterConfig(Strict):
     augment: AugmentConfig = AugmentConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
     # inference tile (None = the patch with Y and X doubled), tile overlap fraction, tiles per pass
-    tile: Optional[list[PosInt]] = None
+    tile: list[PosInt] | None = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
     sw_batch_size: PosInt = 4
     seed: int = 0
@@ -250,7 +255,7 @@ def class_weights_from(targets: list[np.ndarray]) -> list[float]:
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
-                      dice_weight: float, pixel_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+                      dice_weight: float, pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted cross-entropy + ``dice_weight`` · (1 − mean soft Dice over the 3 classes).
 
     ``target`` holds class indices with -100 where padded (ignored by both terms);
@@ -287,7 +292,8 @@ class Segmenter:
         self.percentiles = tuple(config["normalisation"]["percentiles"])
         self.postprocess = validate(PostprocessConfig, config["postprocess"], prefix="postprocess.")
         inf = config["inference"]
-        self.tile, self.overlap, self.sw_batch_size = list(inf["tile"]), float(inf["overlap"]), int(inf["sw_batch_size"])
+        self.tile, self.overlap = list(inf["tile"]), float(inf["overlap"])
+        self.sw_batch_size = int(inf["sw_batch_size"])
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -298,7 +304,7 @@ class Segmenter:
             raise InputError("image contains NaN or infinite values")
         return image
 
-    def check_tile(self, tile: Optional[Sequence[int]] = None, overlap: Optional[float] = None) -> list[int]:
+    def check_tile(self, tile: Sequence[int] | None = None, overlap: float | None = None) -> list[int]:
         """The inference tile to use (default: the saved one); ConfigError if unusable."""
         tile = [int(t) for t in tile] if tile is not None else self.tile
         div = self.net.divisor
@@ -309,8 +315,8 @@ class Segmenter:
         return tile
 
     @torch.inference_mode()
-    def probabilities(self, image: np.ndarray, tile: Optional[Sequence[int]] = None,
-                      overlap: Optional[float] = None) -> np.ndarray:
+    def probabilities(self, image: np.ndarray, tile: Sequence[int] | None = None,
+                      overlap: float | None = None) -> np.ndarray:
         """(3, *shape) float32 probabilities of background, boundary, interior for one image.
 
         Any size: tiles of ``tile`` (default: the saved inference tile) with ``overlap``,
@@ -379,9 +385,9 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
 
 
 # --------------------------------------------------------------------------- training
-def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = None,
-                    cfg: Optional[SegmenterConfig] = None, steps: Optional[int] = None,
-                    patch: Optional[Sequence[int]] = None, device: str = "auto",
+def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = None,
+                    cfg: SegmenterConfig | None = None, steps: int | None = None,
+                    patch: Sequence[int] | None = None, device: str = "auto",
                     progress: bool = True) -> Segmenter:
     """Train the 3-class U-Net on dataset folders (``images/``, ``masks/``) and save it to ``out``.
 
@@ -441,7 +447,8 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     model = ddp.wrap(net, dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+        opt, lambda s: cfg.lr_final_fraction
+        + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     w = torch.tensor(weights, dtype=torch.float32, device=dev)
     curve, ema, t0 = [], None, time.time()
     bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress or not ddp.is_main(), dynamic_ncols=True,
@@ -479,7 +486,8 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
         "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
         "training": {"datasets": data, "n_images": len(images), "patch": patch, "processes": ddp.world_size(),
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
-                     "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed, "device": str(dev),
+                     "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed,
+                     "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
     }
@@ -491,7 +499,7 @@ def train_segmenter(datasets: Sequence[str | Path], out: Optional[str | Path] = 
     return seg
 
 
-def load_segmenter_config(path: Optional[str | Path]) -> SegmenterConfig:
+def load_segmenter_config(path: str | Path | None) -> SegmenterConfig:
     """A :class:`SegmenterConfig` from a YAML/JSON file (None = defaults); one-line errors."""
     from ..config import load_yaml
 

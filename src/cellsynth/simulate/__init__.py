@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from cellsynth.config import SceneConfig, config_to_dict
-
 from cellsynth.errors import ConfigError
-from cellsynth.scene import Scene, relabel_consecutive as _relabel
+from cellsynth.scene import Scene
+from cellsynth.scene import relabel_consecutive as _relabel
 
 __all__ = ["simulate_scene", "condition_scene"]
 

@@ -29,7 +29,6 @@ import numpy as np
 from scipy import ndimage
 
 from cellsynth.config import ForegroundConfig
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 

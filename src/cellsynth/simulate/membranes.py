@@ -44,8 +44,6 @@ label is one connected region (face connectivity).
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -82,8 +80,8 @@ def draw_gamma(cfg: MembraneConfig, n: int, rng: np.random.Generator) -> np.ndar
 
 
 def tessellate(foreground: np.ndarray, points: np.ndarray, cfg: MembraneConfig,
-               rng: np.random.Generator, *, gamma: Optional[np.ndarray] = None,
-               connected: Optional[bool] = None, block: Optional[int] = None,
+               rng: np.random.Generator, *, gamma: np.ndarray | None = None,
+               connected: bool | None = None, block: int | None = None,
                progress: bool = False) -> np.ndarray:
     """Weighted Voronoi cells of the foreground (Eschweiler et al. 2021 eq. 3).
 
@@ -131,11 +129,6 @@ def tessellate(foreground: np.ndarray, points: np.ndarray, cfg: MembraneConfig,
     if cfg.connected if connected is None else connected:
         _merge_fragments(labels, n)
     return _drop_empty(labels, n)
-
-
-def _block_grid(shape: Sequence[int], b: int):
-    """Start indices of blocks per axis."""
-    return [np.arange(0, s, b) for s in shape]
 
 
 def _active_blocks(fg: np.ndarray, b: int) -> np.ndarray:

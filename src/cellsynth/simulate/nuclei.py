@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from scipy import ndimage
 
 from cellsynth.config import NucleiConfig
-
 from cellsynth.errors import ConfigError, InputError
 from cellsynth.scene import pack_layers
 from cellsynth.simulate import shapes
@@ -56,7 +54,7 @@ def axis_ranges(ranges, ndim: int, what: str) -> list:
 
 
 def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
-                rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """Label image (consecutive 1..N in placement order, uint16/uint32) and the layer stack
     keeping overlapping nuclei whole ((L, *shape), same ids; only when ``cfg.allow_overlap``,
     else None)."""
@@ -76,7 +74,7 @@ def make_nuclei(foreground: np.ndarray, points: np.ndarray, cfg: NucleiConfig,
     model = _shape_model(cfg, ndim) if cfg.shape == "shape_model" else None
     dtype = np.uint16 if len(points) < 65535 else np.uint32
     labels = np.zeros(fg.shape, dtype=dtype)
-    boxed: Optional[list] = [] if cfg.allow_overlap else None
+    boxed: list | None = [] if cfg.allow_overlap else None
     next_id = 1
     size = 1.0
     if cfg.radius_reference_count is not None and len(points):

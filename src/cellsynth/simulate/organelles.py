@@ -26,12 +26,9 @@ Our reading (the paper gives no more detail):
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from cellsynth.config import OrganelleConfig
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 from cellsynth.simulate.nuclei import axis_ranges
@@ -44,7 +41,7 @@ def draw_pairs(cfg: OrganelleConfig, rng: np.random.Generator) -> int:
 
 
 def nucleus_golgi(foreground: np.ndarray, cfg: OrganelleConfig, rng: np.random.Generator,
-                  n_pairs: Optional[int] = None) -> tuple[np.ndarray, dict[int, str]]:
+                  n_pairs: int | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Labels (nucleus 2i−1, Golgi 2i for the i-th placed pair; uint16/uint32) and classes."""
     fg = np.asarray(foreground)
     if fg.dtype != bool or fg.ndim not in (2, 3):

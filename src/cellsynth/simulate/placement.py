@@ -1,4 +1,5 @@
-"""Object positions inside the foreground (Eschweiler et al. 2019 k-means/Lloyd, Poisson-disc, Eschweiler et al. 2021 layers).
+"""Object positions inside the foreground (k-means/Lloyd: Eschweiler et al. 2019; Poisson-disc; layers:
+Eschweiler et al. 2021).
 
 ``place_points`` returns float voxel coordinates (N, ndim), (Z)YX, every point on a
 foreground voxel. Methods (``PlacementConfig.method``):
@@ -33,14 +34,13 @@ foreground voxel. Methods (``PlacementConfig.method``):
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from cellsynth.config import PlacementConfig
-
 from cellsynth.errors import ConfigError
 from cellsynth.simulate import shapes
 
@@ -54,7 +54,7 @@ def draw_count(cfg: PlacementConfig, rng: np.random.Generator) -> int:
 
 
 def place_points(cfg: PlacementConfig, foreground: np.ndarray, rng: np.random.Generator,
-                 n: Optional[int] = None) -> np.ndarray:
+                 n: int | None = None) -> np.ndarray:
     """Positions (N, ndim) float inside ``foreground``; ``n`` defaults to :func:`draw_count`."""
     fg = np.asarray(foreground)
     if fg.dtype != bool:

@@ -36,8 +36,9 @@ outside the shape (not star-convex around it) instead of refusing them.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -117,7 +118,7 @@ class ShapeModel:
     # ------------------------------------------------------------------ fitting
     @classmethod
     def fit(cls, masks: Sequence[np.ndarray], n_rays: int = 64, n_modes: int = 3,
-            skip_invalid: bool = False) -> "ShapeModel":
+            skip_invalid: bool = False) -> ShapeModel:
         """Fit to k >= 2 example masks (bool, all 2D or all 3D; sizes may differ).
 
         ``n_modes`` (n in eq. 4) must be <= k - 1: k examples span at most k - 1 modes.
@@ -159,14 +160,14 @@ class ShapeModel:
 
     @classmethod
     def fit_labels(cls, label_images: Sequence[np.ndarray], n_rays: int = 64,
-                   n_modes: int = 3, skip_invalid: bool = False) -> "ShapeModel":
+                   n_modes: int = 3, skip_invalid: bool = False) -> ShapeModel:
         """Fit to every instance of one or more label images (each instance = one example)."""
         return cls.fit([m for lab in label_images for m in instances(lab)], n_rays, n_modes,
                        skip_invalid)
 
     @classmethod
     def fit_directory(cls, folder: str | Path, n_rays: int = 64, n_modes: int = 3,
-                      skip_invalid: bool = False) -> "ShapeModel":
+                      skip_invalid: bool = False) -> ShapeModel:
         """Fit to all instances of the TIFF masks in ``folder`` (binary or instance labels)."""
         from cellsynth.io import list_images, read_labels
         return cls.fit_labels([read_labels(p) for p in list_images(folder, "shape examples")],
@@ -187,7 +188,7 @@ class ShapeModel:
             z[bad] = rng.standard_normal(bad.sum())
         return z * sd
 
-    def radii(self, b: Optional[np.ndarray] = None) -> np.ndarray:
+    def radii(self, b: np.ndarray | None = None) -> np.ndarray:
         """Radii of p_new = p̄ + Σ b_j φ_j (eq. 4); b = None gives the mean shape."""
         if b is None:
             return self.mean.copy()
@@ -197,14 +198,14 @@ class ShapeModel:
         return self.mean + b @ self.modes
 
     def sample(self, rng: np.random.Generator, scale: float | Sequence[float] = 1.0,
-               shape: Optional[Sequence[int]] = None, center: Optional[Sequence[float]] = None,
+               shape: Sequence[int] | None = None, center: Sequence[float] | None = None,
                distribution: Literal["normal", "uniform"] = "normal") -> np.ndarray:
         """A new random shape as a bool mask (see :meth:`voxelize` for scale/shape/center)."""
         return self.voxelize(self.radii(self.draw_coefficients(rng, distribution)), scale, shape, center)
 
     def voxelize(self, radii: np.ndarray, scale: float | Sequence[float] = 1.0,
-                 shape: Optional[Sequence[int]] = None,
-                 center: Optional[Sequence[float]] = None) -> np.ndarray:
+                 shape: Sequence[int] | None = None,
+                 center: Sequence[float] | None = None) -> np.ndarray:
         """Fill the star-shaped polytope with boundary points c + scale · r_i u_i.
 
         Parameters
@@ -322,7 +323,7 @@ class ShapeModel:
                 "modes": self.modes.tolist(), "eigenvalues": self.eigenvalues.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ShapeModel":
+    def from_dict(cls, d: dict[str, Any]) -> ShapeModel:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise InputError(f"shape model: not a '{FORMAT}' dict")
         try:
@@ -339,7 +340,7 @@ class ShapeModel:
         return write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "ShapeModel":
+    def load(cls, path: str | Path) -> ShapeModel:
         from cellsynth.io import read_json
         return cls.from_dict(read_json(path, "shape model"))
 

@@ -12,7 +12,7 @@ proportional to the object's box, never to the whole volume. One code path serve
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -30,7 +30,7 @@ Inside = Callable[[np.ndarray], np.ndarray]
 
 # --------------------------------------------------------------------------- rotations
 def random_rotation(ndim: int, rng: np.random.Generator,
-                    angle_deg: Optional[tuple[float, float]] = None) -> np.ndarray:
+                    angle_deg: tuple[float, float] | None = None) -> np.ndarray:
     """A random rotation matrix (ndim × ndim) acting on (Z)YX coordinate columns.
 
     ``angle_deg=None``: uniformly distributed over all rotations (3D: Haar-uniform,
@@ -205,7 +205,7 @@ def ellipsoid_inside(semi_axes: np.ndarray) -> tuple[Inside, float]:
     return inside, float(a.max()) + 1.0
 
 
-def rotated_half_widths(semi_axes: np.ndarray, rotation: Optional[np.ndarray]) -> np.ndarray:
+def rotated_half_widths(semi_axes: np.ndarray, rotation: np.ndarray | None) -> np.ndarray:
     """Per image-axis half-widths of the bounding box of an ellipsoid with ``semi_axes``
     after ``rotation``: sqrt(Σ_j (R_ij a_j)²) (+1 voxel)."""
     a = np.asarray(semi_axes, dtype=float)
@@ -214,7 +214,7 @@ def rotated_half_widths(semi_axes: np.ndarray, rotation: Optional[np.ndarray]) -
     return np.sqrt(((rotation * a[None, :]) ** 2).sum(1)) + 1.0
 
 
-def mask_inside(mask: np.ndarray, scales: Optional[np.ndarray] = None) -> tuple[Inside, float]:
+def mask_inside(mask: np.ndarray, scales: np.ndarray | None = None) -> tuple[Inside, float]:
     """inside-test of a sampled binary shape (e.g. a shape-model sample), centred on its centroid."""
     mask = np.asarray(mask, dtype=bool)
     idx = np.argwhere(mask)
@@ -254,7 +254,7 @@ def _spline_matrix(size: int, grid: int) -> np.ndarray:
     return m
 
 
-def upsample_linear(g: np.ndarray, shape, step: Optional[float] = None) -> np.ndarray:
+def upsample_linear(g: np.ndarray, shape, step: float | None = None) -> np.ndarray:
     """Separable linear interpolation of ``g`` to ``shape``.
 
     ``step=None``: corners aligned, as ``ndimage.zoom(order=1, grid_mode=False)`` but ~10×
@@ -279,9 +279,9 @@ def upsample_linear(g: np.ndarray, shape, step: Optional[float] = None) -> np.nd
 
 # --------------------------------------------------------------------------- rasterise
 def rasterise(image_shape: tuple[int, ...], centre: np.ndarray, inside: Inside, extent: float,
-              rotation: Optional[np.ndarray] = None, elastic: float = 0.0, elastic_grid: int = 4,
-              rng: Optional[np.random.Generator] = None
-              ) -> Optional[tuple[tuple[slice, ...], np.ndarray]]:
+              rotation: np.ndarray | None = None, elastic: float = 0.0, elastic_grid: int = 4,
+              rng: np.random.Generator | None = None
+              ) -> tuple[tuple[slice, ...], np.ndarray] | None:
     """Rasterise one object into its (image-clipped) bounding box.
 
     Parameters
