@@ -487,9 +487,10 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
 
     # 8. statistics and report
     stage("report: Wilcoxon rank-sum tests, plots, report.html + report.json")
-    # known arms in their order, then any other renderer's Syn2Real arm (cgan, cyclegan, ...)
-    report["arms"] = {k: report["arms"][k] for k in [a for a in ARMS_ORDER if a in report["arms"]]
-                      + [a for a in report["arms"] if a not in ARMS_ORDER]}
+    # known arms in their order; other renderers' Syn2Real arms (cgan, cyclegan, ...) before Mix2Real
+    extra = [a for a in report["arms"] if a not in ARMS_ORDER]
+    order = [x for a in ARMS_ORDER for x in ((extra + [a]) if a == "Mix2Real" else [a])]
+    report["arms"] = {k: report["arms"][k] for k in order if k in report["arms"]}
     report["tests"] = ranksum_tests(report["arms"], "ap50")
     report["notes"] += _notes(report)
     report["targets"] = targets(report)
