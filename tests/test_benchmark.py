@@ -181,10 +181,11 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
         assert len(report["arms"][arm]["per_image"]) == summary["n_images"]
     # the classical baseline finds a fair share of the real nuclei even on the quick settings
     assert report["arms"]["classical"]["summary"]["ap50"] > 0.3
-    # claims that hold by wide margins in every run so far (RESULTS.md): the diffusion model's images are
-    # closer to the real ones than the sketches, and train a far better segmenter than the physics renderer's
+    # claims that hold in every run so far (RESULTS.md): the diffusion model's images are closer to the real
+    # ones than the sketches, and train a better segmenter than the physics renderer's (the margin shrank from
+    # ~0.4 to ~0.2 AP once scenes followed per-image fitted records, so no margin is claimed)
     ap = {a: d["summary"]["ap50"] for a, d in report["arms"].items()}
-    assert ap["Syn2Real-diffusion"] > ap["Syn2Real-physics"] + 0.2, ap
+    assert ap["Syn2Real-diffusion"] > ap["Syn2Real-physics"], ap
     im = report["image_metrics"]
     assert im["diffusion"]["histogram"]["bhattacharyya"] < im["sketch"]["histogram"]["bhattacharyya"]
     # Mix2Real's renderer was chosen on the training side's validation split
