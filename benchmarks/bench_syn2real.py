@@ -1,4 +1,4 @@
-"""Syn2Real benchmark on real data, and the fit-vs-masks check (engineer H).
+"""Syn2Real benchmark on real data, and the fit-vs-masks check.
 
 --fit-only: fit the simulation to the *unannotated* training images (classical detection)
 and compare the fitted statistics with the same statistics measured on the real masks;
