@@ -126,7 +126,7 @@ class Domains:
             sizes = [p.shape[0] for p in parts]
             stacked = np.concatenate(parts, 0)
             cut = np.stack(tiling.random_patches(list(stacked), patch, rng), 0)
-            cut = _flip_rot(cut, rng)
+            cut = tiling.random_flip_rot(cut, rng)
             return np.split(cut, np.cumsum(sizes)[:-1], 0)
 
         img_sets = [self.images] + ([self.image_pos] if self.image_pos else [])
@@ -144,17 +144,6 @@ class Domains:
                 out["mask_weight"] = np.stack([b[-1] for b in mb])
             return {k: v.astype(np.float32) for k, v in out.items()}
         return sample
-
-
-def _flip_rot(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random Y/X flips and (square YX) rot90 of a (C, *spatial) patch, all channels alike."""
-    if rng.random() < 0.5:
-        patch = patch[..., ::-1, :]
-    if rng.random() < 0.5:
-        patch = patch[..., ::-1]
-    if patch.shape[-1] == patch.shape[-2]:
-        patch = np.rot90(patch, k=int(rng.integers(0, 4)), axes=(-2, -1))
-    return np.ascontiguousarray(patch)
 
 
 def read_image_domain(folder: str | Path, percentiles: Sequence[float]) -> tuple[list[np.ndarray], list[Path]]:
