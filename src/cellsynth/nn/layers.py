@@ -35,3 +35,15 @@ def norm_layer(kind: str, spatial_dims: int, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"norm '{kind}': choose one of {', '.join(NORMS)}")
+
+
+def stride_product(strides, spatial_dims: int) -> list[int]:
+    """Per-axis product of a network's down-sampling strides: input sizes must be multiples of it.
+
+    >>> stride_product([(2, 2, 2), (1, 2, 2)], 3)
+    [2, 4, 4]
+    """
+    d = [1] * spatial_dims
+    for s in strides:
+        d = [a * b for a, b in zip(d, s)]
+    return d

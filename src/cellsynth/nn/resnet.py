@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import conv_class, norm_layer
+from .layers import conv_class, norm_layer, stride_product
 from .unet import Up
 
 
@@ -77,10 +77,7 @@ class ResnetGenerator(nn.Module):
     @property
     def divisor(self) -> list[int]:
         """Input sizes must be multiples of this per axis."""
-        d = [1] * self.spatial_dims
-        for s in self.strides:
-            d = [a * b for a, b in zip(d, s)]
-        return d
+        return stride_product(self.strides, self.spatial_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import norm_layer
+from .layers import norm_layer, stride_product
 
 
 def conv(spatial_dims: int, cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Module:
@@ -148,10 +148,7 @@ class UNet(nn.Module):
     @property
     def divisor(self) -> list[int]:
         """Input sizes must be multiples of this per axis."""
-        d = [1] * self.spatial_dims
-        for s in self.strides:
-            d = [a * b for a, b in zip(d, s)]
-        return d
+        return stride_product(self.strides, self.spatial_dims)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         temb = None
