@@ -402,6 +402,6 @@ def test_anisotropic_3d_patches_and_strides(tmp_path):
     lab = tifffile.imread(masks / "v0.tif")
     out = render_labels(m, lab, tile=[8, 16, 24], overlap=[1, 2, 2], crop=[1, 2, 2])
     assert out.shape == lab.shape and np.isfinite(out).all()
-    with pytest.raises(ConfigError, match="multiple of the U-Net divisor"):
+    with pytest.raises(ConfigError, match="multiple of the cGAN divisor"):
         train_cgan(imgs, tmp_path / "m2", _cgan_cfg(3, patch_size=[16, 15, 16], strides=[[1, 2, 2]]), masks=masks,
                    progress=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_training_args, training_config
+
 DIFFUSION_HELP = """\
 Train a denoising diffusion model (DDPM, Eschweiler et al. 2024) on real images only (no masks).
 The images (a folder of single-channel TIFFs, all 2D or all 3D) are cut into random
@@ -27,14 +29,8 @@ def add_parser(subparsers) -> None:
     d.add_argument("--images", required=True, type=Path, help="folder of training images (TIFF, 2D or 3D)")
     d.add_argument("--out", required=True, type=Path, help="model directory to write")
     d.add_argument("--config", type=Path, help=CONFIG_HELP)
-    d.add_argument("--steps", type=int, help="total training steps (overrides the config; default 3000)")
-    d.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto = CUDA (mixed precision) when available, else CPU")
-    d.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    d.add_argument("--resume", action="store_true",
-                   help="continue from the last checkpoint in --out (its saved settings are used; "
-                        "--steps sets the new total)")
-    d.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_training_args(d, resume_help="continue from the last checkpoint in --out (its saved settings are used; "
+                                     "--steps sets the new total)")
     d.set_defaults(func=run)
     _add_gan_parsers(kinds)
     from . import train_stylegan
@@ -43,16 +39,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_yaml, validate
-    from ..errors import ConfigError
     from ..generative.diffusion import DiffusionTrainConfig, train_diffusion
 
-    data = load_yaml(args.config) if args.config else {}
-    if args.threads is not None:
-        data["threads"] = args.threads
-    cfg = validate(DiffusionTrainConfig, data, prefix="")
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps {args.steps}: must be >= 1")
+    cfg = training_config(DiffusionTrainConfig, args)
     out = train_diffusion(args.images, args.out, cfg, steps=args.steps, device=args.device,
                           resume=args.resume, progress=args.progress)
     print(f"model written to {out}")
@@ -82,29 +71,18 @@ def _add_gan_parsers(kinds) -> None:
         g.add_argument("--out", required=True, type=Path, help="model folder to write")
         g.add_argument("--config", type=Path, help="YAML/JSON training settings (see the module docs: "
                        f"cellsynth.generative.{kind})")
-        g.add_argument("--steps", type=int, help="total training steps (overrides the config)")
-        g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-        g.add_argument("--threads", type=int, help="CPU threads for torch")
-        g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-        g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        add_training_args(g)
         g.set_defaults(func=run_gan, kind=kind)
 
 
 def run_gan(args) -> int:
-    from ..config import load_yaml, validate
-    from ..errors import ConfigError
     if args.kind == "cgan":
         from ..generative.cgan import CGANTrainConfig as Cfg
         from ..generative.cgan import train_cgan as train
     else:
         from ..generative.cyclegan import CycleGANTrainConfig as Cfg
         from ..generative.cyclegan import train_cyclegan as train
-    data = load_yaml(args.config) if args.config else {}
-    if args.threads is not None:
-        data["threads"] = args.threads
-    cfg = validate(Cfg, data, prefix="")
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps {args.steps}: must be >= 1")
+    cfg = training_config(Cfg, args)
     out = train(args.images, args.out, cfg, masks=args.masks, preset=args.preset, steps=args.steps,
                 device=args.device, resume=args.resume, progress=args.progress)
     print(f"model written to {out}")

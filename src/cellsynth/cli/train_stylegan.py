@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_training_args, training_config
+
 HELP = """\
 Train a StyleGAN2 that draws an image and its instance mask together (Lesmes-Leon et al.
 2025): random crops of --images and their --masks (paired by file name, 2D), each mask
@@ -26,23 +28,14 @@ def add_parser(kinds) -> None:
     g.add_argument("--classes", type=Path, help="JSON {image: class} or CSV 'image,class' for class conditioning")
     g.add_argument("--out", required=True, type=Path, help="model folder to write")
     g.add_argument("--config", type=Path, help=CONFIG_HELP)
-    g.add_argument("--steps", type=int, help="total training steps (overrides the config; default 3000)")
-    g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="auto = CUDA (mixed precision) when available, else CPU")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    g.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_training_args(g)
     g.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..config import load_yaml, validate
     from ..generative.stylegan import StyleGANTrainConfig, train_stylegan
 
-    data = load_yaml(args.config) if args.config else {}
-    if args.threads is not None:
-        data["threads"] = args.threads
-    cfg = validate(StyleGANTrainConfig, data, prefix="")
+    cfg = training_config(StyleGANTrainConfig, args)
     out = train_stylegan(args.images, args.masks, args.out, cfg, classes=args.classes, steps=args.steps,
                          device=args.device, resume=args.resume, progress=args.progress)
     print(f"model written to {out}")

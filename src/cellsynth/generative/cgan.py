@@ -32,6 +32,7 @@ from .adversarial import (
     weighted_l1,
 )
 from .domains import prepare_domains
+from .training import build_seeded
 
 FORMAT = "cellsynth-cgan"
 
@@ -150,14 +151,7 @@ def train_cgan(images: str | Path, out: str | Path, cfg: CGANTrainConfig | None 
                 strides=cfg.strides, norm=cfg.norm, positional=cfg.positional, d_channels=cfg.d_channels,
                 d_layers=cfg.d_layers, d_norm=cfg.d_norm, gan_mode=cfg.gan_mode,
                 lambda_identity=cfg.lambda_identity)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = ConditionalGAN(**args)
-    except ValueError as e:
-        raise ConfigError(f"cGAN settings: {e}") from None
-    if any(p % d for p, d in zip(patch, model.divisor)):
-        raise ConfigError(f"patch_size {patch} must be a multiple of the U-Net divisor {model.divisor}")
+    model = build_seeded(ConditionalGAN, cfg.seed, "cGAN", patch, **args)
     check_patch_fits(model.D, 2 if cfg.positional else 1, patch, f"discriminator ({cfg.d_layers} layers)")
     meta = {"patch_size": patch, "percentiles": list(cfg.percentiles), "mask_encoding": cfg.mask_encoding,
             "boundary_thickness": cfg.boundary_thickness, "alpha": cfg.alpha, "beta": cfg.beta,

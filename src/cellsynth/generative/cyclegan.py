@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-import torch
 from pydantic import Field
 
 from ..errors import ConfigError
@@ -36,6 +35,7 @@ from .adversarial import (
     weighted_l1,
 )
 from .domains import prepare_domains
+from .training import build_seeded
 
 FORMAT = "cellsynth-cyclegan"
 
@@ -181,15 +181,7 @@ def train_cyclegan(images: str | Path, out: str | Path, cfg: CycleGANTrainConfig
                 n_down=cfg.n_down, n_blocks=cfg.n_blocks, norm=cfg.norm, strides=cfg.strides,
                 d_channels=cfg.d_channels, d_layers=cfg.d_layers, d_norm=cfg.d_norm, gan_mode=cfg.gan_mode,
                 lambda_cycle=cfg.lambda_cycle, lambda_identity=cfg.lambda_identity, class_weights=cw)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            model = CycleGAN(**args)
-    except ValueError as e:
-        raise ConfigError(f"CycleGAN settings: {e}") from None
-    bad = [p for p, d in zip(patch, model.divisor) if p % d]
-    if bad:
-        raise ConfigError(f"patch_size {patch} must be a multiple of the generator divisor {model.divisor}")
+    model = build_seeded(CycleGAN, cfg.seed, "CycleGAN", patch, **args)
     check_patch_fits(model.D_img, 1, patch, f"discriminator ({cfg.d_layers} layers)")
     meta = {"patch_size": patch, "percentiles": list(cfg.percentiles), "mask_encoding": cfg.mask_encoding,
             "class_names": names, "boundary_thickness": cfg.boundary_thickness,

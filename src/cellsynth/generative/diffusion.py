@@ -61,6 +61,7 @@ from ..modelfolder import (
 from ..nn.unet import UNet
 from .training import EMA as _EMA
 from .training import autocast as _autocast
+from .training import build_seeded
 from .training import optimizer_from_tensors as _optimizer_from_tensors
 from .training import optimizer_to_tensors as _optimizer_to_tensors
 
@@ -330,15 +331,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
     net_args = {"spatial_dims": nd, "in_channels": 1, "out_channels": 1, "channels": list(cfg.channels),
                 "blocks_per_level": cfg.blocks_per_level, "time_embedding": True, "dropout": cfg.dropout,
                 "strides": cfg.strides}
-    try:
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
-            torch.manual_seed(cfg.seed)
-            net = UNet(**net_args)
-    except ValueError as e:
-        raise ConfigError(f"U-Net settings: {e}") from None
-    bad = [p for p, d in zip(patch, net.divisor) if p % d]
-    if bad:
-        raise ConfigError(f"patch_size {patch} must be a multiple of the U-Net divisor {net.divisor} on every axis")
+    net = build_seeded(UNet, cfg.seed, "U-Net", patch, **net_args)
     net.to(dev)
     schedule = Schedule(cfg.T, cfg.cosine_s, cfg.max_beta)
     ab = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float32, device=dev)

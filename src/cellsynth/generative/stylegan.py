@@ -40,6 +40,7 @@ from ..simulate import encode
 from .adversarial import AdversarialModel, AdversarialTrainConfig, check_out, gan_loss, train_adversarial
 from .augment import ADA
 from .diffaugment import POLICIES, diff_augment
+from .training import build_seeded
 
 FORMAT = "cellsynth-stylegan"
 
@@ -391,9 +392,7 @@ def train_stylegan(images: str | Path, masks: str | Path, out: str | Path, cfg: 
         raise ConfigError(f"config key 'resolution' = {cfg.resolution}: must be a power of two")
     data = PairData(images, masks, cfg, classes)
     lo, hi = data.area_range(seed=cfg.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = StyleGAN(**model_args(cfg, len(data.class_names)))
+    model = build_seeded(StyleGAN, cfg.seed, "StyleGAN", **model_args(cfg, len(data.class_names)))
     meta = {"resolution": cfg.resolution, "percentiles": list(cfg.percentiles), "max_labels": cfg.max_labels,
             "drop_covered": cfg.drop_covered, "area_range": [lo, hi], "class_names": data.class_names,
             "training_data": {"images": describe_training_data(data.image_files, images),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 class EMA:
     """Exponential moving average of a network's weights: θ_ema ← d·θ_ema + (1 − d)·θ (with warm-up).
@@ -60,3 +62,21 @@ def autocast(device: torch.device, enabled: bool):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast("cpu", enabled=False)
+
+
+def build_seeded(cls, seed: int, what: str, patch=None, **args):
+    """``cls(**args)`` with initial weights drawn from ``seed`` (the global RNG untouched).
+
+    A constructor's ``ValueError`` becomes one :class:`ConfigError` line naming ``what``; with ``patch``,
+    a patch size that is not a multiple of the network's ``divisor`` on every axis is refused too.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = cls(**args)
+    except ValueError as e:
+        raise ConfigError(f"{what} settings: {e}") from None
+    if patch is not None and any(int(p) % d for p, d in zip(patch, net.divisor)):
+        raise ConfigError(f"patch_size {list(patch)} must be a multiple of the {what} divisor {net.divisor} "
+                          "on every axis")
+    return net
