@@ -54,7 +54,21 @@ def test_benchmark_tiny_all_arms(tiny):
     out = tiny / "report"
     data = json.loads((out / "report.json").read_text())
     assert set(data["arms"]) == {"Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion",
-                                 "Mix2Real", "classical"}
+                                 "Syn2Real-pooled", "Mix2Real", "classical"}
+    # the pooled arm trains on every renderer's samples (2 each), with the same steps
+    assert data["arms"]["Syn2Real-pooled"]["training"].startswith("6 synthetic samples of physics, sketch, diffusion")
+    assert data["best_renderer"] in ("physics", "sketch", "diffusion")  # never "pooled"
+    # the label-free choice: KID to the unannotated training images; every criterion, agreement included
+    ch = data["renderer_choice"]
+    assert ch["criterion"] == "kid" and ch["real_images"] == 4 and ch["agreement_images"] == 4
+    assert ch["chosen"] == min(ch["scores"], key=lambda r: ch["scores"][r]["kid"])
+    assert set(ch["by_criterion"]) == {"kid", "fid", "histogram", "spectrum", "agreement"}
+    for sc in ch["scores"].values():
+        assert 0.0 <= sc["agreement"] <= 1.0 and sc["histogram"] >= 0
+    ap = {r: data["arms"][f"Syn2Real-{r}"]["summary"]["ap50"] for r in ("physics", "sketch", "diffusion")}
+    assert ch["gap_ap50"] == pytest.approx(max(ap.values()) - ap[ch["chosen"]])
+    assert ch["pooled_gap_ap50"] == pytest.approx(max(ap.values()) - data["arms"]["Syn2Real-pooled"]["summary"]["ap50"])
+    assert data["targets"]["label_free_gap_le_0.02"] is (ch["gap_ap50"] <= 0.02)
     assert data["diffusion_model"]["how"].startswith("trained 2 steps")
     for arm in data["arms"].values():
         assert set(arm["per_image"]) == {"im0", "im1", "im2"}
@@ -69,7 +83,7 @@ def test_benchmark_tiny_all_arms(tiny):
     for r in ("physics", "sketch", "diffusion"):
         assert data["arms"][f"Syn2Real-{r}"]["validation"]["n_images"] == 4  # min(val_images, 4 train pairs)
     assert json.dumps(data["targets"]) == json.dumps(bm.targets(data))  # NaN-safe comparison
-    assert len(data["tests"]) == 15  # every pair of 6 arms
+    assert len(data["tests"]) == 21  # every pair of 7 arms
     assert all(0.0 <= t["p_value"] <= 1.0 for t in data["tests"])
     for r in ("physics", "sketch", "diffusion"):
         assert data["image_metrics"][r]["histogram"]["bhattacharyya"] >= 0
@@ -78,6 +92,7 @@ def test_benchmark_tiny_all_arms(tiny):
     assert lo <= 5.2 and hi >= 4.8
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "Wilcoxon" in html and "src='http" not in html
+    assert "Choosing the renderer without labels" in html
     assert (out / "config.yaml").is_file()
     assert report["arms"].keys() == data["arms"].keys()
 
@@ -160,6 +175,13 @@ def test_benchmark_bad_inputs(tiny, capsys):
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--renderers", "oil-paint"])
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--diffusion-model", str(tiny)])
     _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--n", "0"])
+    # the label-free choice: unknown criterion; agreement with two renderers; KID from one sample
+    _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--choice", "oracle"])
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--choice", "agreement",
+                                           "--renderers", "physics,sketch"])
+    assert "3 renderers" in err
+    err = _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--n", "1"])
+    assert "--choice kid" in err
 
 
 @pytest.mark.slow

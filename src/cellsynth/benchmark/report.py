@@ -194,6 +194,22 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
         parts.append(f"<p>* {next(iter(im.values()))['features']['note']}</p>")
         parts.append(f"<img src='{fig_histograms(real_images, syn_images)}' alt='histograms'> "
                      f"<img src='{fig_spectra(im)}' alt='spectra'>")
+    ch = report.get("renderer_choice")
+    if ch:
+        parts.append("<h2>Choosing the renderer without labels</h2>")
+        parts.append(f"<p>Distances of each renderer's images to {ch['real_images']} unannotated training images "
+                     "(lower is closer) and, with three or more renderers, the Syn2Real segmenters' agreement "
+                     "(mean AP@0.5 against the other renderers' segmentations, higher is better). Default "
+                     f"criterion <b>{html.escape(ch['criterion'])}</b> chose <b>{html.escape(ch['chosen'])}</b>; "
+                     f"best by the test labels: <b>{html.escape(str(ch['best_by_labels']))}</b>.</p>")
+        crit = list(ch["by_criterion"])
+        parts.append(_table(["renderer"] + crit + ["AP@0.5 (test)"],
+                            [[r] + [sc.get(c) for c in crit] + [ch["ap50_by_renderer"].get(r)]
+                             for r, sc in ch["scores"].items()]))
+        rows = [[c, b["chosen"], b["ap50"], b["gap_ap50"]] for c, b in ch["by_criterion"].items()]
+        if "pooled_ap50" in ch:
+            rows.append(["Syn2Real-pooled (no choice)", "all", ch["pooled_ap50"], ch["pooled_gap_ap50"]])
+        parts.append(_table(["criterion", "chosen", "AP@0.5", "gap to best by labels"], rows))
     # montages
     mrows = [("real test (GT)", [outline_overlay(i, m, color=(0.1, 1.0, 0.1)) for _, i, m in real_examples])]
     for r, ex in syn_examples.items():

@@ -7,6 +7,9 @@ Arms, all scored on the same annotated real test set (Eschweiler et al. 2021 §4
 - **Syn2Real** per renderer (physics, sketch, diffusion): trained only on N
   synthetic samples simulated from a config fitted to the unannotated training
   images (:mod:`cellsynth.evaluate.fit`), no real annotation anywhere;
+- **Syn2Real-pooled**: trained on the union of all renderers' synthetic datasets, with the same
+  segmenter and the same number of steps as every other arm (so it differs from the per-renderer arms
+  only in its data);
 - **Mix2Real**: real + synthetic from the renderer whose Syn2Real arm scores the best AP@0.5 on a
   validation split of the annotated *training* images (``val_images`` of them), never on the test set;
 - **classical**: scale-adaptive Otsu + distance watershed (smoothing, seed spacing and minimum
@@ -18,7 +21,11 @@ and the CTC SEG score. Arms are compared by a two-sided Wilcoxon rank-sum test
 on the per-image AP@0.5 (Eschweiler et al. 2024). Each renderer's images are compared with the
 real test images by intensity-histogram Bhattacharyya distance and KL divergence
 (Eschweiler et al. 2024 eq. 4/5, on percentile-normalised images) and radially averaged power
-spectra. The result is ``REPORT/report.json`` and a self-contained
+spectra. The renderer a user without any annotation would pick is chosen label-free by
+:func:`cellsynth.benchmark.choose.choose_renderer` (default: KID of each renderer's images to the
+unannotated training images; every criterion is reported, with the segmenters' agreement on those
+images when there are three or more renderers), and the report gives how far that choice and the
+pooled arm fall from the best Syn2Real arm by the test labels. The result is ``REPORT/report.json`` and a self-contained
 ``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
 """
 from __future__ import annotations
@@ -38,7 +45,9 @@ from ..config import Config, config_to_dict, deep_merge, load_config, load_yaml,
 from ..errors import ConfigError, InputError
 from ..io import check_writable, list_images, read_image, read_labels, write_json
 
-ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Mix2Real", "classical")
+ARMS_ORDER = ("Real2Real", "Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion", "Syn2Real-pooled", "Mix2Real",
+              "classical")
+POOLED = "Syn2Real-pooled"
 METRICS = ("ap50", "ap50_95", "dice", "seg")
 METRIC_NAMES = {"ap50": "AP@0.5", "ap50_95": "AP@0.5:0.95", "dice": "Dice", "seg": "SEG"}
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "nuclei2d-dsb"
@@ -66,6 +75,8 @@ class BenchmarkSettings:
     val_images : annotated real training images (evenly spread) on which the Syn2Real arms are
         scored to choose the Mix2Real renderer; the test labels play no part in that choice.
     diffusion_steps : respaced SDEdit steps (None = the config's).
+    pooled : add the Syn2Real-pooled arm (all renderers' data, same steps) when there are ≥ 2 renderers.
+    choice_criterion : the label-free renderer choice's criterion (:data:`cellsynth.benchmark.choose.CRITERIA`).
     diffusion_budget_s, diffusion_train_steps, diffusion_train : time budget, step cap and
         :class:`~cellsynth.generative.diffusion.DiffusionTrainConfig` fields of a model trained
         here (training stops at the first checkpoint after which the budget would be exceeded).
@@ -91,6 +102,8 @@ class BenchmarkSettings:
     diffusion_steps: int | None = None
     # DiffusionTrainConfig fields for a model trained here (e.g. {"channels": [16, 32, 64]})
     diffusion_train: dict | None = None
+    pooled: bool = True
+    choice_criterion: str = "kid"
     segmenter_patch: list[int] | None = None
     segmenter_batch: int | None = None
     seed: int = 0
@@ -198,6 +211,12 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
         v = getattr(s, k)
         if v is not None and v < 1:
             raise ConfigError(f"--{k.replace('_', '-')} {v}: must be >= 1")
+    from .choose import CRITERIA
+
+    if s.choice_criterion not in CRITERIA:
+        raise ConfigError(f"--choice {s.choice_criterion}: choose from {', '.join(CRITERIA)}")
+    if s.choice_criterion == "agreement" and len(s.renderers) < 3:
+        raise ConfigError("--choice agreement needs at least 3 renderers (with two, both agree equally)")
     for r in s.renderers:
         if r not in RENDERERS:
             raise ConfigError(f"unknown renderer '{r}'; choose from {', '.join(RENDERERS)}")
@@ -237,6 +256,14 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
         train_images = [p for _, p, _ in train_pairs]
     else:
         train_images = _evenly(train_images, s.max_train)
+    if s.choice_criterion in ("kid", "fid"):
+        few = [f"--n {s.n}" if s.n < 2 else "", f"--n-diffusion {s.n_diffusion}"
+               if "diffusion" in s.renderers and s.n_diffusion is not None and s.n_diffusion < 2 else "",
+               f"{len(train_images)} training image(s)" if len(train_images) < 2 else ""]
+        few = [f for f in few if f]
+        if few:
+            raise ConfigError(f"--choice {s.choice_criterion} needs at least 2 synthetic images per renderer and 2 "
+                              f"training images ({', '.join(few)}); use --choice histogram or spectrum")
     for p in train_images:
         img = read_image(p)
         if img.ndim != ndim:
@@ -382,7 +409,8 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     inp = validate_inputs(s)  # everything checked before the first byte is written
     renderers = list(s.renderers)
     # fit, generate + train per renderer, (diffusion model), metrics, classical, (real, mix), report
-    n_stages = 4 + 2 * len(renderers) + ("diffusion" in renderers) + (2 if inp.train_pairs else 0)
+    pooled = s.pooled and len(renderers) >= 2
+    n_stages = 4 + 2 * len(renderers) + ("diffusion" in renderers) + (2 if inp.train_pairs else 0) + pooled
     stage = _Stages(n_stages, s.verbose)
     s.out.mkdir(parents=True, exist_ok=True)
     work = s.out / "work"
@@ -428,15 +456,24 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
         generate_dataset(rcfg, r, n, s.seed, d, workers=s.workers, progress=s.progress)
         syn[r] = d
 
-    # 3. image realism of each renderer vs the real test images
-    stage("image metrics: synthetic vs real test images (histograms, spectra)")
+    # 3. image realism of each renderer vs the real test images, and the label-free renderer choice
+    #    (against the unannotated training images: the test set plays no part in it)
+    stage("image metrics: synthetic vs real test images (histograms, spectra); label-free renderer choice")
     real_imgs = [read_image(p) for _, p, _ in inp.test_pairs]
     examples: dict[str, list] = {}
+    syn_imgs: dict[str, list] = {}
     for r, d in syn.items():
-        imgs = [read_image(p) for p in sorted((d / "images").glob("*.tif"))]
-        report["image_metrics"][r] = image_metrics(real_imgs, imgs)
+        syn_imgs[r] = [read_image(p) for p in sorted((d / "images").glob("*.tif"))]
+        report["image_metrics"][r] = image_metrics(real_imgs, syn_imgs[r])
         masks = sorted((d / "masks").glob("*.tif"))[:3]
         examples[r] = [(read_image(d / "images" / m.name), read_labels(m)) for m in masks]
+    choice_real = _evenly(inp.train_images, s.fit_images)
+    choice = None
+    if syn:
+        choice = _choose(choice_real, syn_imgs, s.choice_criterion, s.seed)
+        stage.note(f"label-free choice ({s.choice_criterion} to {len(choice_real)} unannotated training images): "
+                   f"{choice['chosen']}")
+    del syn_imgs
 
     keep = [n for n, _, _ in inp.test_pairs[:3]]
     preds: dict[str, dict] = {}
@@ -464,7 +501,10 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
                 work / "seg_Real2Real")
 
     # 6. Syn2Real per renderer; each also scored on the validation split of the annotated training images
+    #    and segments the same unannotated training images (for the agreement criterion)
     val_pairs = _evenly(inp.train_pairs, s.val_images) if inp.train_pairs else []
+    agree_imgs = [read_image(p) for p in _evenly(inp.train_images, s.val_images)] if len(syn) >= 3 else []
+    agree_preds: dict[str, list] = {}
     for r, d in syn.items():
         stage(f"Syn2Real-{r}: training on synthetic {r} data only, {s.steps} steps")
         name = f"Syn2Real-{r}"
@@ -474,9 +514,26 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
         if val_pairs:
             per_val, _ = score_arm(seg.predict, val_pairs, progress=s.progress)
             report["arms"][name]["validation"] = summarize_arm(per_val)
+        if agree_imgs:
+            agree_preds[r] = [np.asarray(seg.predict(a)) for a in agree_imgs]
+
+    # 6b. Syn2Real-pooled: every renderer's data together, the same steps as each single-renderer arm
+    if pooled:
+        stage(f"{POOLED}: training on all renderers' synthetic data ({', '.join(syn)}), {s.steps} steps")
+        seg = _train(list(syn.values()), work / f"seg_{POOLED}", s)
+        n_syn = sum(len(list((d / "images").glob("*.tif"))) for d in syn.values())
+        add_arm(POOLED, seg.predict, f"{n_syn} synthetic samples of {', '.join(syn)}, no real annotation",
+                work / f"seg_{POOLED}")
 
     # 7. Mix2Real with the renderer chosen on the validation split (never on the test labels)
     report["best_renderer"] = best_renderer(report["arms"], "summary") if syn else None
+    if choice is not None:
+        if agree_preds:
+            from .choose import segmenter_agreement
+            for r, v in segmenter_agreement(agree_preds).items():
+                choice["scores"][r]["agreement"] = v
+            choice["agreement_images"] = len(agree_imgs)
+        report["renderer_choice"] = renderer_choice_summary(choice, report["arms"], report["best_renderer"])
     mix = best_renderer(report["arms"], "validation") if syn and val_pairs else None
     report["mix_renderer"] = {"renderer": mix, "chosen_on": f"a validation split of {len(val_pairs)} annotated "
                                                             "real training images (not the test set)"} if mix else None
@@ -510,15 +567,64 @@ def _real_examples(pairs) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def best_renderer(arms: dict[str, dict], scores: str = "validation") -> str | None:
-    """The renderer whose Syn2Real arm has the highest mean AP@0.5 in ``arms[...][scores]``
+    """The renderer whose (single-renderer) Syn2Real arm has the highest mean AP@0.5 in ``arms[...][scores]``
     (``"validation"``: the training side's validation split; ``"summary"``: the test set)."""
     cands = {a.split("-", 1)[1]: v[scores]["ap50"] for a, v in arms.items()
-             if a.startswith("Syn2Real-") and scores in v and np.isfinite(v[scores]["ap50"])}
+             if a.startswith("Syn2Real-") and a != POOLED and scores in v and np.isfinite(v[scores]["ap50"])}
     return max(cands, key=cands.get) if cands else None
 
 
+def _choose(real_paths: list[Path], syn_imgs: dict[str, list], criterion: str, seed: int) -> dict:
+    """The label-free choice on the image criteria (agreement is added once the segmenters exist)."""
+    from .choose import DEFAULT_CRITERION, choose_renderer
+
+    real = [read_image(p) for p in real_paths]
+    image_criterion = DEFAULT_CRITERION if criterion == "agreement" else criterion
+    chosen, scores = choose_renderer(real, syn_imgs, image_criterion, seed=seed)
+    return {"criterion": criterion, "chosen": chosen, "scores": scores, "real_images": len(real)}
+
+
+def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels: str | None) -> dict:
+    """The label-free renderer choice next to the best Syn2Real arm by the test labels, and the gaps.
+
+    ``choice``: ``criterion`` (the default one), ``scores`` (renderer → criterion → value, as
+    :func:`cellsynth.benchmark.choose.choose_renderer` returns them, plus ``agreement`` if computed).
+    Gaps are AP@0.5 on the test set: best-by-labels minus the chosen arm (and minus the pooled arm).
+
+    Examples
+    --------
+    >>> arms = {"Syn2Real-a": {"summary": {"ap50": 0.7}}, "Syn2Real-b": {"summary": {"ap50": 0.6}},
+    ...         "Syn2Real-pooled": {"summary": {"ap50": 0.68}}}
+    >>> out = renderer_choice_summary({"criterion": "kid", "scores": {"a": {"kid": 0.2}, "b": {"kid": 0.1}}},
+    ...                               arms, "a")
+    >>> out["chosen"], round(out["gap_ap50"], 3), round(out["pooled_gap_ap50"], 3)
+    ('b', 0.1, 0.02)
+    """
+    from .choose import CRITERIA, ranking
+
+    scores = choice["scores"]
+    ap = {r: arms[f"Syn2Real-{r}"]["summary"]["ap50"] for r in scores if f"Syn2Real-{r}" in arms}
+    best_ap = ap.get(best_by_labels) if best_by_labels else None
+    by: dict[str, dict] = {}
+    for c in CRITERIA:
+        if not any(s.get(c) is not None for s in scores.values()):
+            continue
+        pick = ranking(scores, c)[0]
+        by[c] = {"chosen": pick, "ranking": ranking(scores, c), "ap50": ap.get(pick),
+                 "gap_ap50": (best_ap - ap[pick]) if best_ap is not None and pick in ap else None}
+    out = {**choice, "chosen": by[choice["criterion"]]["chosen"], "by_criterion": by,
+           "best_by_labels": best_by_labels, "best_ap50": best_ap, "ap50_by_renderer": ap}
+    out["gap_ap50"] = by[choice["criterion"]]["gap_ap50"]
+    if POOLED in arms and best_ap is not None:
+        out["pooled_ap50"] = arms[POOLED]["summary"]["ap50"]
+        out["pooled_gap_ap50"] = best_ap - out["pooled_ap50"]
+    return out
+
+
 def targets(report: dict) -> dict:
-    """The acceptance targets: best Syn2Real AP@0.5 ≥ 0.9 × Real2Real, and > classical.
+    """The acceptance targets: best Syn2Real AP@0.5 ≥ 0.9 × Real2Real (and ≥ Real2Real, ≥ 0.80),
+    Syn2Real-physics ≥ 0.65, > classical, and the label-free choice and the pooled arm within 0.02
+    AP@0.5 of the best Syn2Real arm by the test labels (issue 11).
 
     Examples
     --------
@@ -533,12 +639,20 @@ def targets(report: dict) -> dict:
     if not best:
         return {}
     b = arms[f"Syn2Real-{best}"]["summary"]["ap50"]
-    out: dict = {"best_syn2real_ap50": b}
+    out: dict = {"best_syn2real_ap50": b, "best_syn2real_ge_0.80": bool(b >= 0.80)}
+    if "Syn2Real-physics" in arms:
+        out["syn2real_physics_ge_0.65"] = bool(arms["Syn2Real-physics"]["summary"]["ap50"] >= 0.65)
     if "Real2Real" in arms:
         r = arms["Real2Real"]["summary"]["ap50"]
         out["real2real_ap50"] = r
         out["ratio_to_real2real"] = b / r if r > 0 else float("nan")
         out["syn2real_ge_0.9_real2real"] = bool(b >= 0.9 * r)
+        out["syn2real_ge_real2real"] = bool(b >= r)
+    choice = report.get("renderer_choice") or {}
+    if choice.get("gap_ap50") is not None:
+        out["label_free_gap_le_0.02"] = bool(choice["gap_ap50"] <= 0.02)
+    if choice.get("pooled_gap_ap50") is not None:
+        out["pooled_gap_le_0.02"] = bool(choice["pooled_gap_ap50"] <= 0.02)
     if "classical" in arms:
         c = arms["classical"]["summary"]["ap50"]
         out["classical_ap50"] = c
@@ -555,6 +669,15 @@ def _notes(report: dict) -> list[str]:
     if report.get("best_renderer"):
         notes.append(f"The best Syn2Real arm on the test set ({report['best_renderer']}) is reported for the "
                      "targets only; no arm is trained on that choice.")
+    ch = report.get("renderer_choice")
+    if ch:
+        gap = f"{ch['gap_ap50']:+.3f}" if ch.get("gap_ap50") is not None else "n/a"
+        notes.append(f"Label-free renderer choice ({ch['criterion']} to {ch['real_images']} unannotated training "
+                     f"images, no labels): {ch['chosen']}; best by the test labels: {ch['best_by_labels']}; "
+                     f"AP@0.5 gap {gap}.")
+        if ch.get("pooled_gap_ap50") is not None:
+            notes.append(f"Syn2Real-pooled (all renderers' data, same steps) AP@0.5 {ch['pooled_ap50']:.3f}, "
+                         f"gap to the best by labels {ch['pooled_gap_ap50']:+.3f}.")
     for r, m in report["image_metrics"].items():
         h = m["histogram"]
         notes.append(f"{r}: histogram Bhattacharyya {h['bhattacharyya']:.3f}, KL {h['kl_real_synthetic']:.3f}, "

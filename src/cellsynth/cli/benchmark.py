@@ -45,6 +45,12 @@ def add_parser(sub) -> None:
                         "quick 4); the test labels are never used for that choice")
     s.add_argument("--diffusion-budget", type=float, default=None,
                    help="seconds for training a diffusion model when none is given/shipped (default 900; quick 60)")
+    s.add_argument("--choice", default=None, metavar="CRITERION",
+                   help="label-free renderer choice: kid (default), fid, histogram, spectrum (distances of each "
+                        "renderer's images to the unannotated training images) or agreement (the Syn2Real "
+                        "segmenters' agreement on those images; >= 3 renderers)")
+    s.add_argument("--no-pooled", action="store_true",
+                   help="skip the Syn2Real-pooled arm (all renderers' data together, same steps)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
     s.add_argument("--workers", type=int, default=1, help="processes for dataset generation")
     s.add_argument("--threads", type=int, default=None,
@@ -69,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
               renderers=renderers, seed=args.seed, workers=args.workers, device=args.device,
               progress=not args.no_progress, n=args.n, n_diffusion=args.n_diffusion, steps=args.steps,
               max_test=args.max_test, max_train=args.max_train, val_images=args.val_images,
-              diffusion_budget_s=args.diffusion_budget)
+              diffusion_budget_s=args.diffusion_budget, choice_criterion=args.choice,
+              pooled=False if args.no_pooled else None)
     kw = {k: v for k, v in kw.items() if v is not None}  # unset options keep the library's defaults
     settings = quick_settings(**kw) if args.quick else BenchmarkSettings(**kw)
     if args.threads:
@@ -80,5 +87,10 @@ def run(args: argparse.Namespace) -> int:
     for a, d in report["arms"].items():
         sm = d["summary"]
         print(f"{a:<20}{sm['ap50']:>8.3f}{sm['ap50_95']:>10.3f}{sm['dice']:>7.3f}{sm['seg']:>7.3f}")
+    ch = report.get("renderer_choice")
+    if ch:
+        gap = f"{ch['gap_ap50']:+.3f}" if ch.get("gap_ap50") is not None else "n/a"
+        print(f"label-free choice ({ch['criterion']}): {ch['chosen']}; best by test labels: {ch['best_by_labels']}; "
+              f"gap {gap}" + (f"; pooled gap {ch['pooled_gap_ap50']:+.3f}" if "pooled_gap_ap50" in ch else ""))
     print(f"wrote {settings.out}/report.html and {settings.out}/report.json")
     return 0

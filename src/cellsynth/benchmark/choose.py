@@ -1,0 +1,183 @@
+"""Choosing the renderer without labels: which renderer's images look like the user's images?
+
+Which renderer trains the best segmenter differs from one image set to another, and a user
+without annotations cannot score the Syn2Real arms. :func:`choose_renderer` ranks the renderers
+by a label-free criterion computed between each renderer's synthetic images and the user's
+*unannotated* real images:
+
+- ``"kid"`` (default): kernel inception distance (Bińkowski et al. 2018) on the features of
+  :class:`~cellsynth.metrics.image.StatisticsExtractor` (deterministic multi-scale filter statistics,
+  no download; not Inception, so values compare only between runs of this extractor); lower is better;
+- ``"fid"``: Fréchet distance on the same features; lower is better;
+- ``"histogram"``: Bhattacharyya distance of the pooled percentile-normalised intensity histograms
+  (Eschweiler et al. 2024 eq. 4); lower is better;
+- ``"spectrum"``: mean |Δ log10| of the radially averaged power spectra; lower is better;
+- ``"agreement"``: needs segmentations of the real images by a segmenter trained on each renderer's
+  data (``predictions``): the mean AP@0.5 of one renderer's segmentations against every other
+  renderer's (a renderer whose segmenter agrees with the others is less likely to be the odd one
+  out); higher is better; needs at least three renderers.
+
+All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
+``cellsynth evaluate images``, so the numbers match that command for the same images.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+CRITERIA = ("kid", "fid", "histogram", "spectrum", "agreement")
+DEFAULT_CRITERION = "kid"
+HIGHER_IS_BETTER = {"agreement"}
+
+__all__ = ["choose_renderer", "renderer_distances", "segmenter_agreement", "ranking", "CRITERIA", "DEFAULT_CRITERION"]
+
+
+def _images(x, what: str) -> list[np.ndarray]:
+    if isinstance(x, Mapping):
+        x = list(x.values())
+    out = [np.asarray(a) for a in x]
+    if not out:
+        raise InputError(f"{what}: no images")
+    return out
+
+
+def renderer_distances(real_images: Sequence[np.ndarray], synthetic_by_renderer: Mapping[str, Sequence[np.ndarray]],
+                       *, seed: int = 0, progress: bool = False) -> dict[str, dict[str, float | None]]:
+    """Label-free distances of each renderer's images to the real images (lower = closer).
+
+    Returns ``{renderer: {"kid", "fid", "histogram", "spectrum"}}``; ``kid``/``fid`` are None when
+    either set has fewer than 2 images.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real = [rng.normal(0, 1, (32, 32)) for _ in range(3)]
+    >>> d = renderer_distances(real, {"same": [rng.normal(0, 1, (32, 32)) for _ in range(3)],
+    ...                               "flat": [np.ones((32, 32)) * i for i in range(3)]})
+    >>> d["same"]["histogram"] < d["flat"]["histogram"]
+    True
+    """
+    from ..metrics.compare import compare_images
+
+    real = _images(real_images, "real images")
+    # distinct names: the sets are unpaired (no SSIM etc. between unrelated images)
+    real_named = {f"real/{i}": a for i, a in enumerate(real)}
+    out: dict[str, dict[str, float | None]] = {}
+    for r, imgs in synthetic_by_renderer.items():
+        syn = {f"{r}/{i}": a for i, a in enumerate(_images(imgs, f"renderer '{r}'"))}
+        m = compare_images(real_named, syn, seed=seed, progress=progress)
+        out[r] = {"kid": m["features"]["kid"], "fid": m["features"]["fid"],
+                  "histogram": m["histogram"]["bhattacharyya"], "spectrum": m["spectrum"]["log10_mae"]}
+    return out
+
+
+def segmenter_agreement(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:
+    """Mean AP@0.5 of each renderer's segmentations against every other renderer's, on the same images.
+
+    ``predictions[r][i]`` is the instance mask that the segmenter trained on renderer ``r``'s data
+    predicts for real image ``i`` (no ground truth involved). AP@0.5 = tp / (tp + fp + fn) is
+    symmetric, so agreement(a, b) = agreement(b, a).
+
+    Examples
+    --------
+    >>> a = np.zeros((16, 16), np.uint16); a[2:8, 2:8] = 1
+    >>> b = np.zeros((16, 16), np.uint16); b[9:14, 9:14] = 1
+    >>> agree = segmenter_agreement({"x": [a], "y": [a], "z": [b]})
+    >>> agree["x"], agree["z"]
+    (0.5, 0.0)
+    """
+    from ..metrics.compare import score_segmentation
+
+    names = list(predictions)
+    if len(names) < 3:
+        raise ConfigError(f"segmenter agreement needs at least 3 renderers, got {len(names)} ({', '.join(names)}): "
+                          "with two, both agree equally")
+    counts = {len(predictions[r]) for r in names}
+    if len(counts) != 1 or 0 in counts:
+        raise InputError("segmenter agreement: every renderer needs segmentations of the same real images "
+                         f"(got counts {', '.join(f'{r}={len(predictions[r])}' for r in names)})")
+    pair: dict[tuple[str, str], float] = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            v = [score_segmentation(np.asarray(x), np.asarray(y))["ap50"]
+                 for x, y in zip(predictions[a], predictions[b])]
+            pair[a, b] = pair[b, a] = float(np.mean(v))
+    return {a: float(np.mean([pair[a, b] for b in names if b != a])) for a in names}
+
+
+def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Mapping[str, Sequence[np.ndarray]],
+                    criterion: str = DEFAULT_CRITERION, *,
+                    predictions: Mapping[str, Sequence[np.ndarray]] | None = None,
+                    seed: int = 0, progress: bool = False) -> tuple[str, dict[str, dict[str, float | None]]]:
+    """The renderer whose synthetic data should suit the user's unannotated ``real_images`` best.
+
+    Parameters
+    ----------
+    real_images : the user's images (2D or 3D arrays, no labels), e.g. the images ``cellsynth fit`` saw.
+    synthetic_by_renderer : renderer name → its synthetic images (same dimensionality).
+    criterion : one of :data:`CRITERIA` (see the module docstring); default ``"kid"``.
+    predictions : renderer name → segmentations of ``real_images`` (or of a common subset) by a segmenter
+        trained on that renderer's data; needed for ``"agreement"``, reported as ``scores[r]["agreement"]``
+        whenever given for at least three renderers.
+    seed : seed of the KID subsets.
+
+    Returns
+    -------
+    (name, scores) : the chosen renderer and ``scores[renderer] = {"kid", "fid", "histogram", "spectrum"
+        [, "agreement"]}`` for every renderer (all criteria, whichever one chose).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> def blobs(sigma):  # bright discs on a noisy background, blurred by sigma px
+    ...     from scipy.ndimage import gaussian_filter
+    ...     out = []
+    ...     for _ in range(4):
+    ...         im = rng.normal(10, 1, (48, 48)); im[8:20, 8:20] += 50; im[28:40, 26:38] += 50
+    ...         out.append(gaussian_filter(im, sigma))
+    ...     return out
+    >>> name, scores = choose_renderer(blobs(2.0), {"sharp": blobs(0.0), "matched": blobs(2.0)})
+    >>> name, sorted(scores["matched"])
+    ('matched', ['fid', 'histogram', 'kid', 'spectrum'])
+    """
+    if criterion not in CRITERIA:
+        raise ConfigError(f"unknown renderer-choice criterion '{criterion}'; choose from {', '.join(CRITERIA)}")
+    if not synthetic_by_renderer:
+        raise InputError("choose_renderer: no renderers to choose from")
+    if criterion == "agreement" and predictions is None:
+        raise ConfigError("criterion 'agreement' needs the segmentations of the real images per renderer "
+                          "(predictions=...)")
+    real = _images(real_images, "real images")
+    nd = {a.ndim for a in real}
+    for imgs in synthetic_by_renderer.values():
+        nd |= {np.ndim(a) for a in imgs}
+    if len(nd) != 1:
+        raise InputError(f"real and synthetic images must all be 2D or all 3D (got {sorted(nd)}D)")
+    scores = renderer_distances(real, synthetic_by_renderer, seed=seed, progress=progress)
+    if predictions is not None and (criterion == "agreement" or len(predictions) >= 3):
+        missing = sorted(set(synthetic_by_renderer) - set(predictions))
+        if missing:
+            raise InputError(f"no segmentations for renderer '{missing[0]}' (predictions)")
+        for r, v in segmenter_agreement({r: predictions[r] for r in synthetic_by_renderer}).items():
+            scores[r]["agreement"] = v
+    vals = {r: s[criterion] for r, s in scores.items() if s.get(criterion) is not None
+            and np.isfinite(s[criterion])}
+    if not vals:
+        raise InputError(f"criterion '{criterion}' could not be computed (KID/FID need at least 2 real and 2 "
+                         "synthetic images per renderer)")
+    pick = max if criterion in HIGHER_IS_BETTER else min
+    return pick(vals, key=vals.get), scores
+
+
+def ranking(scores: Mapping[str, Mapping[str, float | None]], criterion: str) -> list[str]:
+    """Renderers from best to worst by ``criterion`` (renderers without that score last).
+
+    >>> ranking({"a": {"kid": 0.2}, "b": {"kid": 0.1}, "c": {"kid": None}}, "kid")
+    ['b', 'a', 'c']
+    """
+    sign = -1.0 if criterion in HIGHER_IS_BETTER else 1.0
+    have = [r for r, s in scores.items() if s.get(criterion) is not None and np.isfinite(s[criterion])]
+    return sorted(have, key=lambda r: sign * scores[r][criterion]) + [r for r in scores if r not in have]
