@@ -69,13 +69,37 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+def icnr_(conv_layer: nn.Module, factor: Sequence[int]) -> None:
+    """ICNR initialisation (Aitken et al. 2017) of a convolution that feeds :func:`pixel_shuffle`.
+
+    Draws the default initialisation for ``C_out / ∏f`` kernels and repeats each for its ∏f
+    sub-positions, so that at initialisation conv + shuffle equals a convolution followed by
+    nearest-neighbour upsampling: no checkerboard at the start of training. Only initial weights
+    change; a trained model's weights are loaded over them.
+
+    >>> up = Up(2, 4, 3, [2, 2])
+    >>> y = up(torch.randn(1, 4, 5, 5))
+    >>> bool(torch.equal(y[..., ::2, ::2], y[..., 1::2, 1::2]))
+    True
+    """
+    prod = math.prod(factor)
+    w = conv_layer.weight
+    small = type(conv_layer)(w.shape[1], w.shape[0] // prod, tuple(w.shape[2:]), bias=conv_layer.bias is not None)
+    with torch.no_grad():
+        # channel c·∏f + j of the conv becomes sub-position j of output channel c (see pixel_shuffle)
+        w.copy_(small.weight.repeat_interleave(prod, dim=0))
+        if conv_layer.bias is not None:
+            conv_layer.bias.copy_(small.bias.repeat_interleave(prod, dim=0))
+
+
 class Up(nn.Module):
-    """Pixel-shuffle upsampling: conv to C·∏f channels, then shuffle."""
+    """Pixel-shuffle upsampling: conv to C·∏f channels (ICNR-initialised), then shuffle."""
 
     def __init__(self, spatial_dims: int, cin: int, cout: int, factor: Sequence[int]):
         super().__init__()
         self.factor = list(factor)
         self.conv = conv(spatial_dims, cin, cout * math.prod(self.factor))
+        icnr_(self.conv, self.factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return pixel_shuffle(self.conv(x), self.factor)
