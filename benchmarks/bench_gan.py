@@ -7,7 +7,9 @@ Realism: the shipped 3D cGAN (or --model) renders the REAL mask of the held-back
 (preset nuclei3d-celegans' physics settings) renders the same mask. Each output and the real image are
 percentile-normalised (1, 99.8 → [0, 1], clipped) and compared with NRMSE, SSIM (data range 1) and ZNCC
 (``cellsynth.metrics.image``). α of the positional map is varied (Eschweiler et al. 2021's quality knob).
-Speed: a 64×256×256 volume from random balls, cGAN (one forward pass, the default single-pass tiling)
+Speed: a 64×256×256 volume from random balls, cGAN (inputs: mask encoding, specimen closing and positional
+map on the renderer's coarse grid, and their difference from exact inputs; one forward pass, the default
+single-pass tiling)
 vs the diffusion renderer's reverse process at K = 25 with an untrained 3D diffusion U-Net of the same
 channels (speed does not depend on weights; 1 step timed, × 25 — the per-step cost is constant).
 Training: patches/s of the cGAN loop at the shipped model's settings and at the paper's 64×128×128 patch.
@@ -92,14 +94,26 @@ def speed(model_dir: Path) -> dict:
     t, c = time.perf_counter(), time.process_time()
     render_labels(model, lab, foreground=fg)
     gan["with_scene_specimen_cpu_s"] = round(time.process_time() - c, 1)
-    # of which: the network's inputs (mask encoding, specimen, positional map), timed alone
+    # of which: the network's inputs (mask encoding, specimen, positional map), timed alone, on the
+    # renderer's coarse grid (positional_factor) and exactly (factor 1, as in training)
     from cellsynth.generative.domains import encode_mask, specimen_from_labels
+    from cellsynth.generative.translate import positional_factor
     from cellsynth.simulate.encode import positional_map
-    t, c = time.perf_counter(), time.process_time()
-    encode_mask(lab, model.meta["mask_encoding"])
-    positional_map(specimen_from_labels(lab, model.meta["specimen_radius"]), model.meta["alpha"], model.meta["beta"])
-    gan["inputs_cpu_s"] = round(time.process_time() - c, 1)
+    m = model.meta
+    f = positional_factor(lab.size, m["alpha"], m["beta"], m["specimen_radius"])
+    for name, k in (("inputs_cpu_s", f), ("inputs_exact_cpu_s", 1)):
+        c = time.process_time()
+        encode_mask(lab, m["mask_encoding"])
+        positional_map(specimen_from_labels(lab, m["specimen_radius"], k), m["alpha"], m["beta"], factor=k)
+        gan[name] = round(time.process_time() - c, 2)
+    gan["positional_factor"] = f
     gan["network_cpu_s"] = round(gan["cpu_s"] - gan["inputs_cpu_s"], 1)
+    # what the coarse grid changes in the image: vs the exact inputs
+    exact = render_labels(model, lab, factor=1)
+    fast = render_labels(model, lab)
+    gan["vs_exact_inputs"] = {"max_abs": round(float(np.abs(fast - exact).max()), 4),
+                              "mean_abs": round(float(np.abs(fast - exact).mean()), 5),
+                              "nrmse": round(nrmse(exact, fast), 4)}
     # diffusion: same U-Net channels with a time embedding, the renderer's reverse process, 1 step timed
     ch = list(model.config["channels"])
     args = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": ch, "blocks_per_level": 1,

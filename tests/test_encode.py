@@ -117,6 +117,26 @@ def test_positional_map_3d_edges_and_errors():
         encode.positional_map(fg, alpha=0)
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_positional_map_on_a_coarser_grid_stays_close_to_the_exact_one(ndim):
+    shape = (40,) * ndim
+    grid = np.indices(shape)
+    fg = np.sqrt(((grid - 19.3) ** 2).sum(0)) < 13  # a ball, boundary off the coarse grid
+    exact = encode.positional_map(fg, 20.0, 10.0)
+    for f in (2, 4):
+        approx = encode.positional_map(fg, 20.0, 10.0, factor=f)
+        assert approx.shape == shape and approx.dtype == np.float32
+        # the surface moves by ≲ f px: error ≲ 2 f / min(α, β), near the surface only
+        assert np.abs(approx - exact).max() <= 2 * f / 10.0
+        assert np.abs(approx - exact).mean() < 0.02 * f
+    # the subsampled grid missing the specimen falls back to the exact map
+    tiny = np.zeros(shape, bool)
+    tiny[(slice(3, 4),) * ndim] = True
+    np.testing.assert_array_equal(encode.positional_map(tiny, 5, 5, factor=4), encode.positional_map(tiny, 5, 5))
+    with pytest.raises(InputError, match="factor"):
+        encode.positional_map(fg, factor=0)
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), ndim=st.sampled_from([2, 3]))
 def test_property_representations(seed, ndim):

