@@ -6,7 +6,8 @@ Realism: the shipped 3D cGAN (or --model) renders the REAL mask of the held-back
 ``nuclei3d-gonuclear/all`` volume ``arabidopsis_1136`` (never seen in training); the physics renderer
 (preset nuclei3d-celegans' physics settings) renders the same mask. Each output and the real image are
 percentile-normalised (1, 99.8 → [0, 1], clipped) and compared with NRMSE, SSIM (data range 1) and ZNCC
-(``cellsynth.metrics.image``). α of the positional map is varied (Eschweiler et al. 2021's quality knob).
+(``cellsynth.metrics.image``), plus the checkerboard index of each output (period-2 artefacts).
+α of the positional map is varied (Eschweiler et al. 2021's quality knob).
 Speed: a 64×256×256 volume from random balls, cGAN (inputs: mask encoding, specimen closing and positional
 map on the renderer's coarse grid, and their difference from exact inputs; one forward pass, the default
 single-pass tiling)
@@ -31,7 +32,7 @@ from cellsynth.generative import diffusion as D
 from cellsynth.generative.translate import load_translator, render_labels
 from cellsynth.intensity import normalize_percentile
 from cellsynth.io import read_image, read_labels
-from cellsynth.metrics.image import nrmse, ssim, zncc
+from cellsynth.metrics.image import checkerboard_index, nrmse, ssim, zncc
 from cellsynth.nn.unet import UNet
 from cellsynth.render import make_renderer
 from cellsynth.render.gan import default_model_path
@@ -50,14 +51,15 @@ def _unit(a):
 
 def _scores(real, fake):
     r, f = _unit(real), _unit(fake)
-    return {"nrmse": round(nrmse(r, f), 4), "ssim": round(ssim(r, f, data_range=1.0), 4), "zncc": round(zncc(r, f), 4)}
+    return {"nrmse": round(nrmse(r, f), 4), "ssim": round(ssim(r, f, data_range=1.0), 4), "zncc": round(zncc(r, f), 4),
+            "checkerboard": round(checkerboard_index(f), 2)}
 
 
 def realism(model_dir: Path) -> dict:
     real = read_image(DATA / "images" / HELD_BACK)
     lab = read_labels(DATA / "masks" / HELD_BACK)
     model = load_translator(model_dir)
-    out = {}
+    out = {"real image": {"checkerboard": round(checkerboard_index(_unit(real)), 2)}}
     for alpha in (10.0, 100.0, 1000.0):
         t = time.perf_counter()
         img = render_labels(model, lab, alpha=alpha)

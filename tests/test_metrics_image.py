@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 from skimage import metrics as skm
 
 from cellsynth.errors import InputError
@@ -211,3 +212,17 @@ def test_inception_extractor_never_downloads(tmp_path):
     except ImportError:
         with pytest.raises(InputError, match="torchvision"):
             im.InceptionExtractor(w)
+
+
+@pytest.mark.parametrize("shape", [(32, 48), (16, 24, 32)])
+def test_checkerboard_index_flags_period_two_patterns(shape):
+    rng = np.random.default_rng(0)
+    smooth = ndimage.gaussian_filter(rng.normal(size=shape), 2)
+    noise = rng.normal(size=shape)
+    assert im.checkerboard_index(smooth) < 1 and im.checkerboard_index(noise) < 2
+    grid = np.indices(shape).sum(0)
+    board = smooth + 0.3 * smooth.std() * (-1.0) ** grid   # a faint checkerboard on a smooth image
+    # the index is at most the number of upper-band frequencies (~n/4): > 3 is a clear peak
+    assert im.checkerboard_index(board) > 3
+    with pytest.raises(InputError):
+        im.checkerboard_index(np.full(shape, np.nan))
