@@ -149,6 +149,16 @@ th{background:#eee}td:first-child{text-align:left}img{max-width:100%}h2{margin-t
 .small{font-size:0.85em;color:#555}"""
 
 
+def _segmenter(report: dict) -> str:
+    """The segmenter every arm trained and its budget, e.g. "stardist 0.9.2, 6 min per arm"."""
+    seg = report.get("segmenter") or {}
+    st = report.get("settings", {})
+    name = " ".join(str(x) for x in (seg.get("name", st.get("segmenter", "unet")), seg.get("version")) if x)
+    if seg.get("budget_s") is not None:
+        return f"{name}, {seg['budget_s'] / 60:g} min of training per arm"
+    return f"{name}, {st.get('steps')} steps per arm"
+
+
 def render_html(report: dict, real_examples=(), syn_examples=None, predictions=None,
                 real_images=(), syn_images=None) -> str:
     arms = report["arms"]
@@ -161,7 +171,7 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
     parts.append(f"<p class='small'>train images: {html.escape(str(st.get('train_images')))}; "
                  f"train masks: {html.escape(str(st.get('train_masks')))}; test: {html.escape(str(st.get('test')))}; "
                  f"preset: {html.escape(str(st.get('preset')))}; N = {st.get('n')} per renderer; "
-                 f"segmenter steps {st.get('steps')}{'; quick' if st.get('quick') else ''}</p>")
+                 f"segmenter {html.escape(_segmenter(report))}{'; quick' if st.get('quick') else ''}</p>")
     # main table
     rows = []
     for a, d in arms.items():

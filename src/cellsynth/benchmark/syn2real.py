@@ -69,7 +69,10 @@ class BenchmarkSettings:
         train one on ``train_images`` within ``diffusion_budget_s`` seconds.
     n : synthetic samples per renderer (N); the (slow) diffusion renderer makes min(N, ``n_diffusion``)
         (None = N).
-    steps : segmenter training steps per arm.
+    steps : segmenter training steps per arm (without ``segmenter_minutes``).
+    segmenter, segmenter_python, segmenter_minutes : which segmenter every arm trains
+        (:data:`cellsynth.segment.backends.SEGMENTERS`), the python of its environment (StarDist,
+        Cellpose; None = the default search) and the same wall-clock training budget per arm.
     renderers : which Syn2Real arms to run.
     max_test, max_train : use at most this many test / real training images (None = all).
     val_images : annotated real training images (evenly spread) on which the Syn2Real arms are
@@ -106,6 +109,12 @@ class BenchmarkSettings:
     choice_criterion: str = "kid"
     segmenter_patch: list[int] | None = None
     segmenter_batch: int | None = None
+    # segmenter backend (cellsynth.segment.backends): unet, stardist or cellpose; the consumer env's python;
+    # wall-clock minutes of training loop per arm (None = `steps` gradient steps); CPU threads of the backend
+    segmenter: str = "unet"
+    segmenter_python: Path | None = None
+    segmenter_minutes: float | None = None
+    threads: int | None = None
     seed: int = 0
     workers: int = 1
     device: str = "auto"
@@ -115,7 +124,8 @@ class BenchmarkSettings:
     shipped_model: Path = SHIPPED_MODEL
 
     def __post_init__(self):
-        for k in ("train_images", "test", "out", "train_masks", "config", "diffusion_model", "shipped_model"):
+        for k in ("train_images", "test", "out", "train_masks", "config", "diffusion_model", "shipped_model",
+                  "segmenter_python"):
             v = getattr(self, k)
             if v is not None:
                 setattr(self, k, Path(v))
@@ -283,6 +293,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
             raise ConfigError(f"config '{s.config}' simulates {cfg.scene.ndim}D scenes but the images are {ndim}D")
     else:
         validate(Config, base)
+    segmenter_backend(s).check(ndim, train_settings(s))  # consumer env usable, 2D for StarDist/Cellpose
     if s.diffusion_model is not None and not _model_ok(s.diffusion_model):
         raise InputError(f"diffusion model '{s.diffusion_model}' is not a model folder "
                          "(needs config.json and weights.safetensors)")
@@ -386,18 +397,24 @@ def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _S
     return out, f"trained {total} steps ({time.time() - t0:.0f}s)"
 
 
-def _train(datasets: list[Path], out: Path, s: BenchmarkSettings):
-    from ..segment.unet import SegmenterConfig, train_segmenter
+def segmenter_backend(s: BenchmarkSettings):
+    from ..segment.backends import get_backend
 
-    upd: dict = {"steps": s.steps, "seed": s.seed}
-    if s.segmenter_patch:
-        upd["patch"] = list(s.segmenter_patch)
-    if s.segmenter_batch:
-        upd["batch_size"] = s.segmenter_batch
-    cfg = validate(SegmenterConfig, upd)
-    if out.exists():
-        shutil.rmtree(out)
-    return train_segmenter([str(d) for d in datasets], out, cfg=cfg, device=s.device, progress=s.progress)
+    return get_backend(s.segmenter)
+
+
+def train_settings(s: BenchmarkSettings):
+    """The benchmark's segmenter settings, the same for every arm."""
+    from ..segment.backends import TrainSettings
+
+    return TrainSettings(steps=s.steps, budget_s=None if s.segmenter_minutes is None else 60.0 * s.segmenter_minutes,
+                         patch=s.segmenter_patch, batch=s.segmenter_batch, seed=s.seed, device=s.device,
+                         threads=s.threads, progress=s.progress, python=s.segmenter_python)
+
+
+def _train(datasets: list[Path], out: Path, s: BenchmarkSettings, predict_images=()):
+    """Train the benchmark's segmenter on ``datasets`` -> (predictor: image -> labels, training record)."""
+    return segmenter_backend(s).train(datasets, out, train_settings(s), predict_images=predict_images)
 
 
 def run_benchmark(s: BenchmarkSettings) -> dict:
@@ -478,14 +495,22 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     keep = [n for n, _, _ in inp.test_pairs[:3]]
     preds: dict[str, dict] = {}
 
-    def add_arm(name: str, predict, train_desc: str, model_dir: Path | None = None):
+    def add_arm(name: str, predict, train_desc: str, model_dir: Path | None = None, record: dict | None = None):
         per, kept = score_arm(predict, inp.test_pairs, progress=s.progress, keep=keep)
         report["arms"][name] = {"training": train_desc, "model": str(model_dir) if model_dir else None,
                                 "summary": summarize_arm(per), "per_image": per}
+        if record is not None:  # what the segmenter trained: steps, seconds in the loop, preparation
+            report["arms"][name]["segmenter"] = record
         preds[name] = kept
         sm = report["arms"][name]["summary"]
         stage.note(f"{name}: AP@0.5 {sm['ap50']:.3f}  AP@0.5:0.95 {sm['ap50_95']:.3f}  "
                    f"Dice {sm['dice']:.3f}  SEG {sm['seg']:.3f}")
+
+    from ..segment.backends import describe
+    report["segmenter"] = describe(segmenter_backend(s), train_settings(s))
+    test_images = [p for _, p, _ in inp.test_pairs]
+    how = (f"{s.segmenter}, {s.segmenter_minutes:g} min" if s.segmenter_minutes is not None
+           else f"{s.segmenter}, {s.steps} steps")
 
     # 4. classical baseline
     stage(f"classical baseline on {len(inp.test_pairs)} test images")
@@ -494,36 +519,36 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     # 5. Real2Real
     real_ds = None
     if inp.train_pairs:
-        stage(f"Real2Real: training on {len(inp.train_pairs)} real annotated images, {s.steps} steps")
+        stage(f"Real2Real: training on {len(inp.train_pairs)} real annotated images, {how}")
         real_ds = _link_dataset(inp.train_pairs, work / "real_train")
-        seg = _train([real_ds], work / "seg_Real2Real", s)
-        add_arm("Real2Real", seg.predict, f"{len(inp.train_pairs)} real annotated images",
-                work / "seg_Real2Real")
+        seg, rec = _train([real_ds], work / "seg_Real2Real", s, test_images)
+        add_arm("Real2Real", seg, f"{len(inp.train_pairs)} real annotated images", work / "seg_Real2Real", rec)
 
     # 6. Syn2Real per renderer; each also scored on the validation split of the annotated training images
     #    and segments the same unannotated training images (for the agreement criterion)
     val_pairs = _evenly(inp.train_pairs, s.val_images) if inp.train_pairs else []
-    agree_imgs = [read_image(p) for p in _evenly(inp.train_images, s.val_images)] if len(syn) >= 3 else []
+    agree_paths = _evenly(inp.train_images, s.val_images) if len(syn) >= 3 else []
+    agree_imgs = [read_image(p) for p in agree_paths]
     agree_preds: dict[str, list] = {}
     for r, d in syn.items():
-        stage(f"Syn2Real-{r}: training on synthetic {r} data only, {s.steps} steps")
+        stage(f"Syn2Real-{r}: training on synthetic {r} data only, {how}")
         name = f"Syn2Real-{r}"
-        seg = _train([d], work / f"seg_{name}", s)
+        seg, rec = _train([d], work / f"seg_{name}", s, test_images + [p for _, p, _ in val_pairs] + agree_paths)
         n_syn = len(list((d / "images").glob("*.tif")))
-        add_arm(name, seg.predict, f"{n_syn} synthetic {r} samples, no real annotation", work / f"seg_{name}")
+        add_arm(name, seg, f"{n_syn} synthetic {r} samples, no real annotation", work / f"seg_{name}", rec)
         if val_pairs:
-            per_val, _ = score_arm(seg.predict, val_pairs, progress=s.progress)
+            per_val, _ = score_arm(seg, val_pairs, progress=s.progress)
             report["arms"][name]["validation"] = summarize_arm(per_val)
         if agree_imgs:
-            agree_preds[r] = [np.asarray(seg.predict(a)) for a in agree_imgs]
+            agree_preds[r] = [np.asarray(seg(a)) for a in agree_imgs]
 
-    # 6b. Syn2Real-pooled: every renderer's data together, the same steps as each single-renderer arm
+    # 6b. Syn2Real-pooled: every renderer's data together, trained like each single-renderer arm
     if pooled:
-        stage(f"{POOLED}: training on all renderers' synthetic data ({', '.join(syn)}), {s.steps} steps")
-        seg = _train(list(syn.values()), work / f"seg_{POOLED}", s)
+        stage(f"{POOLED}: training on all renderers' synthetic data ({', '.join(syn)}), {how}")
+        seg, rec = _train(list(syn.values()), work / f"seg_{POOLED}", s, test_images)
         n_syn = sum(len(list((d / "images").glob("*.tif"))) for d in syn.values())
-        add_arm(POOLED, seg.predict, f"{n_syn} synthetic samples of {', '.join(syn)}, no real annotation",
-                work / f"seg_{POOLED}")
+        add_arm(POOLED, seg, f"{n_syn} synthetic samples of {', '.join(syn)}, no real annotation",
+                work / f"seg_{POOLED}", rec)
 
     # 7. Mix2Real with the renderer chosen on the validation split (never on the test labels)
     report["best_renderer"] = best_renderer(report["arms"], "summary") if syn else None
@@ -538,9 +563,9 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     report["mix_renderer"] = {"renderer": mix, "chosen_on": f"a validation split of {len(val_pairs)} annotated "
                                                             "real training images (not the test set)"} if mix else None
     if real_ds is not None and mix is not None:
-        stage(f"Mix2Real: real + synthetic {mix} data, {s.steps} steps")
-        seg = _train([real_ds, syn[mix]], work / "seg_Mix2Real", s)
-        add_arm("Mix2Real", seg.predict, f"{len(inp.train_pairs)} real + synthetic {mix}", work / "seg_Mix2Real")
+        stage(f"Mix2Real: real + synthetic {mix} data, {how}")
+        seg, rec = _train([real_ds, syn[mix]], work / "seg_Mix2Real", s, test_images)
+        add_arm("Mix2Real", seg, f"{len(inp.train_pairs)} real + synthetic {mix}", work / "seg_Mix2Real", rec)
 
     # 8. statistics and report
     stage("report: Wilcoxon rank-sum tests, plots, report.html + report.json")

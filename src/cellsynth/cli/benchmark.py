@@ -35,7 +35,17 @@ def add_parser(sub) -> None:
     s.add_argument("--n", type=int, default=None, help="synthetic samples per renderer (default 100; quick 8)")
     s.add_argument("--n-diffusion", type=int, default=None,
                    help="samples for the slow diffusion renderer (default: min(N, 60); quick 4)")
-    s.add_argument("--steps", type=int, default=None, help="segmenter training steps per arm (default 600; quick 40)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="segmenter training steps per arm without --segmenter-minutes (default 600; quick 40)")
+    s.add_argument("--segmenter", default="unet", choices=["unet", "stardist", "cellpose"],
+                   help="segmenter every arm trains: cellsynth's U-Net (default), or StarDist 2D / Cellpose 3 "
+                        "trained from scratch in their own environments (2D only)")
+    s.add_argument("--segmenter-python", metavar="PATH",
+                   help="python of the StarDist / Cellpose environment (default: $CELLSYNTH_STARDIST_PYTHON / "
+                        "$CELLSYNTH_CELLPOSE_PYTHON, else .venv-stardist / .venv-cellpose beside the repository)")
+    s.add_argument("--segmenter-minutes", type=float, default=None, metavar="M",
+                   help="the same wall-clock training budget per arm for every segmenter, in minutes of "
+                        "training loop (default: --steps gradient steps)")
     s.add_argument("--max-test", type=int, default=None,
                    help="score at most this many test images (default all; quick 5)")
     s.add_argument("--max-train", type=int, default=None,
@@ -76,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
               progress=not args.no_progress, n=args.n, n_diffusion=args.n_diffusion, steps=args.steps,
               max_test=args.max_test, max_train=args.max_train, val_images=args.val_images,
               diffusion_budget_s=args.diffusion_budget, choice_criterion=args.choice,
-              pooled=False if args.no_pooled else None)
+              pooled=False if args.no_pooled else None, segmenter=args.segmenter,
+              segmenter_python=args.segmenter_python, segmenter_minutes=args.segmenter_minutes,
+              threads=args.threads)
     kw = {k: v for k, v in kw.items() if v is not None}  # unset options keep the library's defaults
     settings = quick_settings(**kw) if args.quick else BenchmarkSettings(**kw)
     if args.threads:
@@ -92,5 +104,9 @@ def run(args: argparse.Namespace) -> int:
         gap = f"{ch['gap_ap50']:+.3f}" if ch.get("gap_ap50") is not None else "n/a"
         print(f"label-free choice ({ch['criterion']}): {ch['chosen']}; best by test labels: {ch['best_by_labels']}; "
               f"gap {gap}" + (f"; pooled gap {ch['pooled_gap_ap50']:+.3f}" if "pooled_gap_ap50" in ch else ""))
+    seg = report.get("segmenter") or {}
+    print(f"segmenter: {seg.get('name')}" + (f" {seg['version']}" if seg.get("version") else "")
+          + (f", {seg['budget_s'] / 60:g} min per arm" if seg.get("budget_s") is not None
+             else f", {settings.steps} steps per arm"))
     print(f"wrote {settings.out}/report.html and {settings.out}/report.json")
     return 0
