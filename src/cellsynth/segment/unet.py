@@ -38,6 +38,7 @@ from ..dataset import read_pairs
 from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..io import check_writable, read_image, read_labels
+from ..allocator import retained_heap
 from ..modelfolder import (
     config_error,
     describe_training_data,
@@ -453,30 +454,32 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     curve, ema, t0 = [], None, time.time()
     bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress or not ddp.is_main(), dynamic_ncols=True,
                leave=True)
-    for step in bar:
-        xs, ys = [], []
-        for _ in range(cfg.batch_size):
-            x, y = augment_pair(*sampler.sample(), cfg.augment, rng)
-            xs.append(x)
-            ys.append(y)
-        xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
-        yb = torch.from_numpy(np.stack(ys).astype(np.int64))
-        pw = 1.0 + (cfg.touching_weight - 1.0) * (yb == TOUCHING).float()
-        yb[yb == TOUCHING] = 1
-        yb[yb == IGNORE] = -100
-        yb, pw = yb.to(dev), pw.to(dev)
-        loss = segmentation_loss(model(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise RuntimeError(f"segmenter training diverged at step {step} (loss {lv}); lower lr")
-        ema = lv if ema is None else 0.95 * ema + 0.05 * lv
-        if step % 10 == 0 or step == cfg.steps - 1:
-            curve.append([step, round(ema, 5)])
-            bar.set_postfix(loss=f"{ema:.4f}")
+    # 3D activations exceed glibc's mmap threshold: keep freed memory for the next step (see allocator.py)
+    with retained_heap(dev.type == "cpu"):
+        for step in bar:
+            xs, ys = [], []
+            for _ in range(cfg.batch_size):
+                x, y = augment_pair(*sampler.sample(), cfg.augment, rng)
+                xs.append(x)
+                ys.append(y)
+            xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
+            yb = torch.from_numpy(np.stack(ys).astype(np.int64))
+            pw = 1.0 + (cfg.touching_weight - 1.0) * (yb == TOUCHING).float()
+            yb[yb == TOUCHING] = 1
+            yb[yb == IGNORE] = -100
+            yb, pw = yb.to(dev), pw.to(dev)
+            loss = segmentation_loss(model(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise RuntimeError(f"segmenter training diverged at step {step} (loss {lv}); lower lr")
+            ema = lv if ema is None else 0.95 * ema + 0.05 * lv
+            if step % 10 == 0 or step == cfg.steps - 1:
+                curve.append([step, round(ema, 5)])
+                bar.set_postfix(loss=f"{ema:.4f}")
     bar.close()
     net.eval()
     config: dict[str, Any] = {
