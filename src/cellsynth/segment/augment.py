@@ -51,20 +51,23 @@ class AugmentConfig(Strict):
         return v
 
 
-def augment_geometry(image: np.ndarray, target: np.ndarray, cfg: AugmentConfig,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips (each axis) and a random multiple of 90° in the YX plane, same for both arrays."""
+def augment_geometry(image: np.ndarray, target: np.ndarray | tuple[np.ndarray, ...], cfg: AugmentConfig,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
+    """Random flips (each axis) and a random multiple of 90° in the YX plane, the same for the image
+    and its target (one array, or a tuple of arrays of the image's shape, e.g. classes and distances)."""
+    arrays = [image, *(target if isinstance(target, tuple) else (target,))]
     if cfg.flip:
         for ax in range(image.ndim):
             if rng.random() < 0.5:
-                image, target = np.flip(image, ax), np.flip(target, ax)
+                arrays = [np.flip(a, ax) for a in arrays]
     if cfg.rot90:
         ya, xa = image.ndim - 2, image.ndim - 1
         # non-square YX: only 0/180° keep the patch shape
         k = int(rng.integers(4)) if image.shape[ya] == image.shape[xa] else 2 * int(rng.integers(2))
         if k:
-            image, target = np.rot90(image, k, (ya, xa)), np.rot90(target, k, (ya, xa))
-    return np.ascontiguousarray(image), np.ascontiguousarray(target)
+            arrays = [np.rot90(a, k, (ya, xa)) for a in arrays]
+    arrays = [np.ascontiguousarray(a) for a in arrays]
+    return arrays[0], (tuple(arrays[1:]) if isinstance(target, tuple) else arrays[1])
 
 
 def augment_intensity(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -86,8 +89,11 @@ def augment_intensity(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Gene
     return x
 
 
-def augment_pair(image: np.ndarray, target: np.ndarray, cfg: AugmentConfig,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Geometric transforms on (image, target), then intensity transforms on the image."""
+def augment_pair(image: np.ndarray, target: np.ndarray | tuple[np.ndarray, ...], cfg: AugmentConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
+    """Geometric transforms on (image, target), then intensity transforms on the image.
+
+    ``target`` is one array or a tuple of arrays (each transformed like the image).
+    """
     image, target = augment_geometry(image, target, cfg, rng)
     return augment_intensity(image, cfg, rng), target

@@ -9,13 +9,20 @@ of (interior probability > ``seed_threshold``), flooded over the negative interi
 probability (or the negative distance to the background) inside the foreground
 (1 − background probability > ``foreground_threshold``).
 
+Optionally (``distance_weight`` > 0) a fourth output, the distance head, regresses each object's
+distance to its border normalised per object (:func:`cellsynth.simulate.encode.distance_map`);
+the watershed can then take its seeds from the inner part of every object, whatever its size
+(``postprocess.seeds = "distance_head"``) and flood its landscape: markers from a regressed
+distance map instead of a class probability, which keeps touching objects of any size apart.
+
 Training uses random patches (small images padded, padding ignored by the loss),
 augmentation from :mod:`.augment` (Eschweiler et al. 2019: flips, rotation, noise, intensity scaling),
 cross-entropy weighted per class (∝ 1/√frequency) and, ×``touching_weight``, on boundaries
-between touching objects, + soft Dice, Adam with cosine decay and a fixed step budget. Images are normalised
-per image to their (1, 99.8) percentiles; the percentiles are saved with the model.
-Prediction of any size is tiled with MONAI's ``sliding_window_inference`` (overlap,
-Gaussian blending). A model directory holds ``config.json`` and ``weights.safetensors``.
+between touching objects, + soft Dice (+ the distance head's L1), Adam with optional linear warm-up,
+cosine decay and a fixed step budget. Images are normalised per image to their (1, 99.8) percentiles;
+the percentiles are saved with the model. Prediction of any size is tiled with MONAI's
+``sliding_window_inference`` (overlap, Gaussian blending), optionally averaged over ``tta`` flips /
+transpositions of the image. A model directory holds ``config.json`` and ``weights.safetensors``.
 """
 from __future__ import annotations
 
@@ -28,17 +35,17 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .. import ddp
+from ..allocator import retained_heap
 from ..config import Fraction, PosFloat, Strict, ordered_range, validate
 from ..dataset import read_pairs
 from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
 from ..io import check_writable, read_image, read_labels
-from ..allocator import retained_heap
 from ..modelfolder import (
     config_error,
     describe_training_data,
@@ -74,8 +81,13 @@ class PostprocessConfig(Strict):
     foreground_threshold: Fraction = 0.5
     # objects smaller than min_size pixels/voxels are removed
     min_size: Annotated[int, Field(ge=0)] = 10
-    # landscape flooded from the seeds: -P(interior) or -distance to the background
-    flood: Literal["interior", "distance"] = "interior"
+    # landscape flooded from the seeds: -P(interior), -distance to the background, or -the distance
+    # head's output (models trained with distance_weight > 0)
+    flood: Literal["interior", "distance", "distance_head"] = "interior"
+    # seeds from P(interior) > seed_threshold, or from the distance head > distance_threshold
+    # (the inner part of each object, whatever its size: normalised distance)
+    seeds: Literal["interior", "distance_head"] = "interior"
+    distance_threshold: Fraction = 0.5
 
 
 class SegmenterConfig(Strict):
@@ -97,6 +109,12 @@ class SegmenterConfig(Strict):
     # frequencies of the training targets (∝ 1/√frequency)
     class_weights: tuple[PosFloat, PosFloat, PosFloat] | None = None
     dice_weight: Annotated[float, Field(ge=0)] = 0.5
+    # weight of the distance head's L1 loss (0 = no distance head): a 4th output regresses each object's
+    # distance to its border normalised per object to (0, 1] (encode.distance_map), background 0;
+    # the watershed can take its seeds / landscape from it (postprocess.seeds, postprocess.flood)
+    distance_weight: Annotated[float, Field(ge=0)] = 0.0
+    # linear learning-rate warm-up from 0 over the first warmup_steps, then the cosine decay
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
     # extra cross-entropy weight factor on boundary pixels that touch another object
     # (the U-Net paper's border weighting: separating touching objects is what matters)
     touching_weight: Annotated[float, Field(ge=1)] = 3.0
@@ -110,6 +128,9 @@ class SegmenterConfig(Strict):
     tile: list[PosInt] | None = None
     overlap: Annotated[float, Field(ge=0, lt=1)] = 0.25
     sw_batch_size: PosInt = 4
+    # test-time augmentation: average the predicted maps over this many YX flips / transpositions
+    # (1 = none, 2 = + X flip, 4 = all flips, 8 = all flips of the image and of its transpose)
+    tta: Literal[1, 2, 4, 8] = 1
     seed: int = 0
 
     _r = field_validator("percentiles")(ordered_range)
@@ -128,6 +149,15 @@ class SegmenterConfig(Strict):
             raise ValueError("need at least two levels, e.g. [16, 32, 64]")
         return v
 
+    @model_validator(mode="after")
+    def _needs_head(self):
+        pp = self.postprocess
+        if self.distance_weight == 0 and "distance_head" in (pp.seeds, pp.flood):
+            raise ValueError("postprocess.seeds/flood = 'distance_head' needs a distance head: distance_weight > 0")
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
+        return self
+
 
 def default_patch(ndim: int) -> list[int]:
     return [128, 128] if ndim == 2 else [32, 64, 64]
@@ -141,35 +171,54 @@ def default_tile(patch: Sequence[int]) -> list[int]:
 # --------------------------------------------------------------------------- encoding
 def instances_from_probabilities(probs: np.ndarray, seed_threshold: float = 0.5,
                                  foreground_threshold: float = 0.5, min_seed_size: int = 0,
-                                 min_size: int = 0, flood: str = "interior") -> np.ndarray:
+                                 min_size: int = 0, flood: str = "interior", distance: np.ndarray | None = None,
+                                 seeds: str = "interior", distance_threshold: float = 0.5) -> np.ndarray:
     """Seeded watershed on (3, *S) probabilities (background, boundary, interior) -> labels.
 
-    Foreground components that contain no seed (objects too thin to have an interior)
-    are kept as objects of their own. Objects below ``min_size`` are removed; labels are
-    consecutive uint16 (uint32 beyond 65535 objects).
+    Seeds are the components of P(interior) > ``seed_threshold`` (``seeds="interior"``) or of
+    ``distance`` > ``distance_threshold`` (``seeds="distance_head"``; ``distance`` is the distance
+    head's (*S) map), within the foreground. Foreground components that contain no seed (objects
+    too thin to have an interior) are kept as objects of their own. Objects below ``min_size``
+    are removed; labels are consecutive uint16 (uint32 beyond 65535 objects).
     """
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim not in (3, 4) or probs.shape[0] != 3:
         raise ValueError(f"probabilities must have shape (3, *S) for 2D/3D, got {probs.shape}")
+    if "distance_head" in (seeds, flood) and (distance is None or np.shape(distance) != probs.shape[1:]):
+        raise ValueError(f"seeds/flood 'distance_head' need the distance map of shape {probs.shape[1:]}")
     fg = (1.0 - probs[0]) > foreground_threshold
-    seeds, n = ndi.label((probs[2] > seed_threshold) & fg)
+    if seeds == "interior":
+        seed_mask = probs[2] > seed_threshold
+    elif seeds == "distance_head":
+        seed_mask = np.asarray(distance) > distance_threshold
+    else:
+        raise ValueError(f"seeds must be 'interior' or 'distance_head', got {seeds!r}")
+    markers, n = ndi.label(seed_mask & fg)
     if min_seed_size > 1 and n:
-        sizes = np.bincount(seeds.ravel())
+        sizes = np.bincount(markers.ravel())
         keep = sizes >= min_seed_size
         keep[0] = False
-        seeds = np.where(keep[seeds], seeds, 0)
+        markers = np.where(keep[markers], markers, 0)
     if flood == "interior":
         landscape = -probs[2]
     elif flood == "distance":
         landscape = -ndi.distance_transform_edt(fg).astype(np.float32)
+    elif flood == "distance_head":
+        landscape = -np.asarray(distance, np.float32)
     else:
-        raise ValueError(f"flood must be 'interior' or 'distance', got {flood!r}")
-    labels = watershed(landscape, seeds, mask=fg).astype(np.int64)
+        raise ValueError(f"flood must be 'interior', 'distance' or 'distance_head', got {flood!r}")
+    labels = watershed(landscape, markers, mask=fg).astype(np.int64)
     # foreground left unflooded (no seed in its component): one object per component
     rest, n_rest = ndi.label(fg & (labels == 0))
     if n_rest:
         labels[rest > 0] = rest[rest > 0] + labels.max()
     return finish_labels(labels, min_size)
+
+
+def distance_target(labels: np.ndarray) -> np.ndarray:
+    """uint8 target of the distance head: :func:`cellsynth.simulate.encode.distance_map` normalised per
+    object to (0, 1], stored as round(255 · d) (background 0)."""
+    return np.round(255 * encode.distance_map(labels, normalise=True)).astype(np.uint8)
 
 
 def training_target(labels: np.ndarray) -> np.ndarray:
@@ -211,11 +260,14 @@ class _PatchSampler:
 
     Images are kept in their own dtype with per-image percentiles (p_low, p_high) from
     :func:`cellsynth.intensity.percentile_range`; only the sampled patch is converted to float32.
+    With ``distances`` (the distance head's targets) a patch's target is (classes, distances).
     """
 
     def __init__(self, images: list[np.ndarray], norms: list[tuple[float, float]], targets: list[np.ndarray],
-                 patch: Sequence[int], p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000):
+                 patch: Sequence[int], p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000,
+                 distances: list[np.ndarray] | None = None):
         self.images, self.norms, self.targets, self.patch = images, norms, targets, list(patch)
+        self.distances = distances
         self.p_fg, self.rng = p_foreground, rng
         # a few object pixels per image to centre patches on (sparse images)
         self.anchors = []
@@ -225,13 +277,16 @@ class _PatchSampler:
                 idx = rng.choice(idx, n_anchor, replace=False)
             self.anchors.append(np.stack(np.unravel_index(idx, t.shape), 1) if len(idx) else None)
 
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         i = int(self.rng.integers(len(self.images)))
         img, tgt = self.images[i], self.targets[i]
+        dist = self.distances[i] if self.distances is not None else None
         pad = [(max(0, p - s) // 2, max(0, p - s) - max(0, p - s) // 2) for p, s in zip(self.patch, img.shape)]
         if any(a or b for a, b in pad):
             img = np.pad(img, pad, mode="symmetric")
             tgt = np.pad(tgt, pad, mode="constant", constant_values=IGNORE)
+            if dist is not None:
+                dist = np.pad(dist, pad, mode="constant")
         anchors = self.anchors[i]
         if anchors is not None and self.rng.random() < self.p_fg:
             c = anchors[int(self.rng.integers(len(anchors)))] + np.array([a for a, _ in pad])
@@ -240,7 +295,8 @@ class _PatchSampler:
         else:
             start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, img.shape)]
         sl = tuple(slice(s0, s0 + p) for s0, p in zip(start, self.patch))
-        return normalize_percentile(img[sl], lo_hi=self.norms[i]), tgt[sl]
+        x = normalize_percentile(img[sl], lo_hi=self.norms[i])
+        return (x, tgt[sl]) if dist is None else (x, (tgt[sl], dist[sl]))
 
 
 def class_weights_from(targets: list[np.ndarray]) -> list[float]:
@@ -281,6 +337,12 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.
     return ce + dice_weight * (1.0 - dice.mean())
 
 
+def distance_loss(output: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of sigmoid(``output``) against the normalised distance ``target`` over ``valid``."""
+    err = (torch.sigmoid(output) - target).abs() * valid
+    return err.sum() / valid.sum().clamp(min=1)
+
+
 # --------------------------------------------------------------------------- model
 class Segmenter:
     """A trained 3-class U-Net with its saved configuration; ``predict(image) -> labels``."""
@@ -295,6 +357,8 @@ class Segmenter:
         inf = config["inference"]
         self.tile, self.overlap = list(inf["tile"]), float(inf["overlap"])
         self.sw_batch_size = int(inf["sw_batch_size"])
+        self.tta = int(inf.get("tta", 1))  # folders written before test-time augmentation existed: none
+        self.has_distance = int(config["unet"]["out_channels"]) == 4
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -316,44 +380,86 @@ class Segmenter:
         return tile
 
     @torch.inference_mode()
-    def probabilities(self, image: np.ndarray, tile: Sequence[int] | None = None,
-                      overlap: float | None = None) -> np.ndarray:
-        """(3, *shape) float32 probabilities of background, boundary, interior for one image.
+    def maps(self, image: np.ndarray, tile: Sequence[int] | None = None, overlap: float | None = None,
+             tta: int | None = None) -> np.ndarray:
+        """(C, *shape) float32 maps of one image: the probabilities of background, boundary, interior,
+        and (C = 4, models with a distance head) the normalised distance to the object border.
 
         Any size: tiles of ``tile`` (default: the saved inference tile) with ``overlap``,
         blended with Gaussian weights (MONAI ``sliding_window_inference``); images smaller
-        than a tile are padded.
+        than a tile are padded. ``tta`` (default: the saved one) averages the maps over that many
+        YX flips / transpositions of the image (:data:`TTA_TRANSFORMS`).
         """
         from monai.inferers import sliding_window_inference
 
         image = self._check(image)
         tile = self.check_tile(tile, overlap)
+        tta = self.tta if tta is None else int(tta)
+        if tta not in (1, 2, 4, 8):
+            raise ConfigError(f"tta {tta}: choose 1, 2, 4 or 8")
         div = self.net.divisor
-        # never tile beyond the (divisor-rounded) image: saves padding work on small images
-        tile = [min(t, int(math.ceil(s / d)) * d) for t, s, d in zip(tile, image.shape, div)]
         x = torch.from_numpy(normalize_percentile(image, *self.percentiles))[None, None].to(self.device)
         net = self.net
 
         def predictor(batch: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(net(batch), 1)
+            out = net(batch)
+            p = torch.softmax(out[:, :3], 1)
+            return torch.cat([p, torch.sigmoid(out[:, 3:])], 1) if out.shape[1] > 3 else p
 
-        p = sliding_window_inference(x, roi_size=tile, sw_batch_size=self.sw_batch_size, predictor=predictor,
-                                     overlap=self.overlap if overlap is None else overlap, mode="gaussian",
-                                     padding_mode="constant", cval=0.0)
-        return p[0].float().cpu().numpy()
+        acc = None
+        for transpose, flips in TTA_TRANSFORMS[:tta]:
+            xt = _yx_transform(x, transpose, flips)
+            # never tile beyond the (divisor-rounded) image: saves padding work on small images
+            t = [min(a, int(math.ceil(s / d)) * d) for a, s, d in zip(tile, xt.shape[2:], div)]
+            p = sliding_window_inference(xt, roi_size=t, sw_batch_size=self.sw_batch_size, predictor=predictor,
+                                         overlap=self.overlap if overlap is None else overlap, mode="gaussian",
+                                         padding_mode="constant", cval=0.0)
+            p = _yx_transform(p, transpose, flips, inverse=True)
+            acc = p if acc is None else acc + p
+        return (acc[0] / tta).float().cpu().numpy()
+
+    def probabilities(self, image: np.ndarray, tile: Sequence[int] | None = None,
+                      overlap: float | None = None, tta: int | None = None) -> np.ndarray:
+        """(3, *shape) float32 probabilities of background, boundary, interior for one image (:meth:`maps`)."""
+        return self.maps(image, tile, overlap, tta)[:3]
 
     def predict(self, image: np.ndarray, return_probabilities: bool = False, **kw):
-        """Instance labels (uint16; uint32 beyond 65535 objects) of one 2D/3D image."""
-        probs = self.probabilities(image, **kw)
+        """Instance labels (uint16; uint32 beyond 65535 objects) of one 2D/3D image.
+
+        ``kw``: ``tile``, ``overlap``, ``tta`` of :meth:`maps`. With ``return_probabilities`` also the maps.
+        """
+        maps = self.maps(image, **kw)
+        labels = self.labels_from_maps(maps)
+        return (labels, maps) if return_probabilities else labels
+
+    def labels_from_maps(self, maps: np.ndarray) -> np.ndarray:
+        """The saved seeded watershed (:class:`PostprocessConfig`) on :meth:`maps` output."""
         pp = self.postprocess
-        labels = instances_from_probabilities(probs, pp.seed_threshold, pp.foreground_threshold,
-                                              pp.min_seed_size, pp.min_size, pp.flood)
-        return (labels, probs) if return_probabilities else labels
+        return instances_from_probabilities(maps[:3], pp.seed_threshold, pp.foreground_threshold,
+                                            pp.min_seed_size, pp.min_size, pp.flood,
+                                            distance=maps[3] if len(maps) > 3 else None, seeds=pp.seeds,
+                                            distance_threshold=pp.distance_threshold)
 
     def save(self, folder: str | Path) -> Path:
         """Write the model folder (:func:`cellsynth.modelfolder.save_model_folder`)."""
         body = {k: v for k, v in self.config.items() if k not in ("format", "format_version", "versions")}
         return save_model_folder(folder, FORMAT, FORMAT_VERSION, body, {"": self.net})
+
+
+# (transpose YX, flipped axes from the end) of test-time augmentation, in the order they are added
+TTA_TRANSFORMS = ((False, ()), (False, (-1,)), (False, (-2,)), (False, (-2, -1)),
+                  (True, ()), (True, (-1,)), (True, (-2,)), (True, (-2, -1)))
+
+
+def _yx_transform(x: torch.Tensor, transpose: bool, flips: tuple[int, ...], inverse: bool = False) -> torch.Tensor:
+    """Flip ``flips`` then transpose the YX plane (``inverse``: undo it) of a (B, C, *S) tensor."""
+    if inverse and transpose:
+        x = x.transpose(-2, -1)
+    if flips:
+        x = torch.flip(x, flips)
+    if not inverse and transpose:
+        x = x.transpose(-2, -1)
+    return x.contiguous()
 
 
 def build_unet(unet_args: dict) -> UNet:
@@ -371,12 +477,14 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
     try:
         unet = cfg["unet"]
         net = build_unet(unet)
-        if unet["out_channels"] != 3 or unet["in_channels"] != 1:
-            raise ValueError("expected 1 input and 3 output channels")
+        if unet["out_channels"] not in (3, 4) or unet["in_channels"] != 1:
+            raise ValueError("expected 1 input and 3 (classes) or 4 (classes + distance) output channels")
         for key in ("normalisation", "postprocess", "inference"):
             if not isinstance(cfg[key], dict):
                 raise ValueError(f"'{key}' must be a mapping")
-        validate(PostprocessConfig, cfg["postprocess"], prefix="postprocess.")
+        pp = validate(PostprocessConfig, cfg["postprocess"], prefix="postprocess.")
+        if unet["out_channels"] == 3 and "distance_head" in (pp.seeds, pp.flood):
+            raise ValueError("postprocess uses 'distance_head' but the network has no distance output")
         [int(t) for t in cfg["inference"]["tile"]]
         lo, hi = cfg["normalisation"]["percentiles"]
     except (KeyError, TypeError, ValueError, ConfigError) as e:
@@ -386,6 +494,20 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
 
 
 # --------------------------------------------------------------------------- training
+def lr_factor(step: int, cfg: SegmenterConfig) -> float:
+    """Learning rate / ``cfg.lr`` at ``step``: linear warm-up over ``warmup_steps``, then cosine decay to
+    ``lr_final_fraction`` at ``steps``.
+
+    >>> cfg = SegmenterConfig(steps=100, warmup_steps=10, lr_final_fraction=0.0)
+    >>> [round(lr_factor(s, cfg), 2) for s in (0, 5, 10, 55, 100)]
+    [0.09, 0.55, 1.0, 0.5, 0.0]
+    """
+    if step < cfg.warmup_steps:
+        return (step + 1) / (cfg.warmup_steps + 1)
+    t = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * t))
+
+
 def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = None,
                     cfg: SegmenterConfig | None = None, steps: int | None = None,
                     patch: Sequence[int] | None = None, device: str = "auto",
@@ -421,7 +543,9 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     ndim = pairs[0][1].ndim
     patch = list(cfg.patch) if cfg.patch is not None else default_patch(ndim)
     tile = list(cfg.tile) if cfg.tile is not None else default_tile(patch)
-    unet_args = {"spatial_dims": ndim, "in_channels": 1, "out_channels": 3, "channels": list(cfg.channels),
+    has_distance = cfg.distance_weight > 0
+    unet_args = {"spatial_dims": ndim, "in_channels": 1, "out_channels": 4 if has_distance else 3,
+                 "channels": list(cfg.channels),
                  "blocks_per_level": cfg.blocks_per_level, "time_embedding": False,
                  "strides": [list(s) for s in cfg.strides] if cfg.strides is not None else None}
     torch.manual_seed(cfg.seed)  # before the network exists: its initial weights come from this seed
@@ -441,15 +565,14 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     norms = [percentile_range(img, *cfg.percentiles) for img in images]
     targets = [training_target(m) for _, _, m in pairs]
     weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
-    sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng)
+    distances = [distance_target(m) for _, _, m in pairs] if has_distance else None
+    sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng, distances=distances)
     del pairs
 
     net = net.to(dev).train()
     model = ddp.wrap(net, dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: cfg.lr_final_fraction
-        + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     w = torch.tensor(weights, dtype=torch.float32, device=dev)
     curve, ema, t0 = [], None, time.time()
     bar = tqdm(range(cfg.steps), desc="segmenter", disable=not progress or not ddp.is_main(), dynamic_ncols=True,
@@ -457,9 +580,12 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     # 3D activations exceed glibc's mmap threshold: keep freed memory for the next step (see allocator.py)
     with retained_heap(dev.type == "cpu"):
         for step in bar:
-            xs, ys = [], []
+            xs, ys, ds = [], [], []
             for _ in range(cfg.batch_size):
                 x, y = augment_pair(*sampler.sample(), cfg.augment, rng)
+                if has_distance:
+                    y, d = y
+                    ds.append(d)
                 xs.append(x)
                 ys.append(y)
             xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
@@ -468,7 +594,11 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
             yb[yb == TOUCHING] = 1
             yb[yb == IGNORE] = -100
             yb, pw = yb.to(dev), pw.to(dev)
-            loss = segmentation_loss(model(xb), yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
+            pred = model(xb)
+            loss = segmentation_loss(pred[:, :3], yb, w, cfg.dice_weight, pw if cfg.touching_weight > 1 else None)
+            if has_distance:
+                db = torch.from_numpy(np.stack(ds)).to(dev).float() / 255.0
+                loss = loss + cfg.distance_weight * distance_loss(pred[:, 3], db, (yb >= 0).float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -486,10 +616,12 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
         "unet": unet_args, "classes": list(CLASSES),
         "normalisation": {"method": "percentile", "percentiles": list(cfg.percentiles)},
         "postprocess": cfg.postprocess.model_dump(),
-        "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian"},
+        "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian",
+                      "tta": cfg.tta},
         "training": {"datasets": data, "n_images": len(images), "patch": patch, "processes": ddp.world_size(),
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
-                     "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight, "seed": cfg.seed,
+                     "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight,
+                     "distance_weight": cfg.distance_weight, "warmup_steps": cfg.warmup_steps, "seed": cfg.seed,
                      "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
