@@ -25,7 +25,7 @@ import sys
 
 from ..errors import ConfigError, InputError
 
-COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "benchmark", "export", "demo"]
+COMMANDS = ["simulate", "generate", "train", "segment", "evaluate", "fit", "adapt", "benchmark", "export", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,11 +23,15 @@ Gaussian blending at every step (:mod:`cellsynth.tiling`).
 
 A model is a directory: ``config.json`` (UNet constructor arguments, schedule,
 normalisation, intensity statistics, patch size, training record, versions,
-format version) + ``weights.safetensors`` (EMA weights). Training also keeps
-``checkpoint/`` (raw + EMA weights, optimizer state, RNG states) for ``--resume``.
+format version, ``domain``: the training images' look, :mod:`cellsynth.metrics.domain`)
++ ``weights.safetensors`` (EMA weights). Training also keeps ``checkpoint/`` (raw + EMA
+weights, optimizer state, RNG states) for ``--resume``. Training can start from another
+model's weights (``init``: fine-tuning, e.g. the shipped model on a new lab's images) and
+stop by wall clock (``max_seconds``), saving where it stopped.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -64,6 +68,8 @@ from .training import autocast as _autocast
 from .training import build_seeded
 from .training import optimizer_from_tensors as _optimizer_from_tensors
 from .training import optimizer_to_tensors as _optimizer_to_tensors
+
+log = logging.getLogger(__name__)
 
 FORMAT = "cellsynth-diffusion"
 FORMAT_VERSION = 1
@@ -240,6 +246,31 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Diffusio
 
 
 
+def add_domain_record(model: str | Path, images: str | Path) -> dict:
+    """Store the training images' look (:func:`cellsynth.metrics.domain.domain_record`) in a model folder.
+
+    For a model trained before ``config.json`` kept a ``domain`` entry (e.g. the shipped
+    ``nuclei2d-dsb``): ``images`` must be the very training images, checked against the
+    folder's recorded ``training.data`` (count and content hash), so the record describes what
+    the model saw. Only ``config.json`` is rewritten (atomically); the weights and the format
+    version stay as they are. Returns the record.
+    """
+    from ..metrics.domain import domain_record
+    model = Path(model)
+    what = f"diffusion model '{model}'"
+    config = read_model_config(model, FORMAT, FORMAT_VERSION, what)
+    files = list_images(images, what="training images")
+    data = describe_training_data(files, images)
+    recorded = config.get("training", {}).get("data") or {}
+    if (recorded.get("count"), recorded.get("sha256")) != (data["count"], data["sha256"]):
+        raise InputError(f"images '{images}' ({data['count']} files, hash {data['sha256']}) are not the training "
+                         f"data recorded in {what} ({recorded.get('count')} files, hash {recorded.get('sha256')})")
+    n = config["normalisation"]
+    config["domain"] = domain_record((read_image(f) for f in files), (n["low"], n["high"]))
+    write_json(model / CONFIG_FILE, config)
+    return config["domain"]
+
+
 # --------------------------------------------------------------------------- training
 def load_training_images(images: str | Path, percentiles: Sequence[float]) -> tuple[list[np.ndarray], np.ndarray]:
     """Read every TIFF in ``images`` (all 2D or all 3D) and each image's (p_low, p_high)."""
@@ -273,7 +304,7 @@ def intensity_statistics(patches: np.ndarray) -> dict:
 
 
 def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig, lohi: np.ndarray,
-                  intensity: dict, patch: list[int], record: dict) -> dict:
+                  intensity: dict, patch: list[int], record: dict, domain: dict) -> dict:
     return {
         "architecture": {"class": "UNet", "module": "cellsynth.nn.unet", "args": net_args},
         "schedule": schedule.to_dict(),
@@ -285,12 +316,35 @@ def _model_config(net_args: dict, schedule: Schedule, cfg: DiffusionTrainConfig,
         "patch_size": patch,
         "training": record,
         "train_config": cfg.model_dump(mode="json"),
+        "domain": domain,
     }
+
+
+def init_network(init: str | Path, ndim: int) -> tuple[dict, dict]:
+    """U-Net arguments and schedule of the model folder ``init`` (fine-tuning starts from its EMA weights).
+
+    Raises a one-line :class:`InputError` when ``init`` is not a diffusion model folder or is not
+    ``ndim``-D single-channel.
+    """
+    what = f"diffusion model to fine-tune '{init}'"
+    config = read_model_config(init, FORMAT, FORMAT_VERSION, what)
+    try:
+        args = dict(config["architecture"]["args"])
+        sch = config["schedule"]
+        schedule = {"T": int(sch["T"]), "cosine_s": float(sch["s"]), "max_beta": float(sch["max_beta"])}
+        dims, chans = int(args["spatial_dims"]), int(args["in_channels"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise config_error(what, e) from None
+    if dims != ndim or chans != 1:
+        raise InputError(f"{what} is a {dims}D model with {chans} channel(s) but the training images are "
+                         f"{ndim}D single-channel")
+    return args, schedule
 
 
 def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConfig | None = None,
                     steps: int | None = None, device: str = "auto", resume: bool = False,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, init: str | Path | None = None,
+                    max_seconds: float | None = None) -> Path:
     """Train a DDPM on the (unannotated) images in ``images``; write the model directory ``out``.
 
     Parameters
@@ -302,6 +356,11 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
     steps : total optimisation steps (overrides ``cfg.steps``); with ``resume`` training
         continues from the checkpoint's step up to this total.
     device : "auto" (CUDA when available, with mixed precision), "cpu" or "cuda".
+    init : a diffusion model folder to fine-tune: its U-Net arguments and schedule replace the
+        config's, its (EMA) weights are loaded (safetensors, no unpickling) before the first step.
+        Recorded as ``training.init``. Ignored on ``resume`` (the checkpoint holds the weights).
+    max_seconds : stop after the step at which this many seconds of this call have passed,
+        saving a checkpoint and the model there (``resume`` continues; None = no limit).
     """
     cfg = cfg or DiffusionTrainConfig()
     if steps is not None:
@@ -314,6 +373,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
         saved = read_json(ckpt_dir / "state.json", what="training checkpoint")
         cfg = validate(DiffusionTrainConfig, {**saved["train_config"], "steps": cfg.steps,
                                                "threads": cfg.threads}, prefix="train_config.")
+        init_record = saved.get("init")
     elif (out / CONFIG_FILE).exists() or (ckpt_dir / "state.json").exists():
         raise InputError(f"model directory '{out}' already holds a model; pass --resume to continue "
                          f"training it or choose another --out")
@@ -328,10 +388,24 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
     patch = list(cfg.patch_size) if cfg.patch_size else ([64, 64] if nd == 2 else [16, 64, 64])
     if len(patch) != nd:
         raise ConfigError(f"patch_size {patch} has {len(patch)} axes but the training images are {nd}D")
+    if not resume:
+        init_record = None
+    if init is not None and not resume:
+        init_args, init_schedule = init_network(init, nd)
+        # the fine-tuned model keeps the base's network and schedule; the config says so
+        cfg = cfg.model_copy(update={"channels": list(init_args["channels"]),
+                                     "blocks_per_level": init_args["blocks_per_level"],
+                                     "strides": init_args.get("strides"), "dropout": init_args.get("dropout", 0.0),
+                                     **init_schedule})
+        init_cfg = read_model_config(init, FORMAT, FORMAT_VERSION)
+        init_record = {"folder": Path(init).name, "data": init_cfg.get("training", {}).get("data"),
+                       "steps": init_cfg.get("training", {}).get("steps")}
     net_args = {"spatial_dims": nd, "in_channels": 1, "out_channels": 1, "channels": list(cfg.channels),
                 "blocks_per_level": cfg.blocks_per_level, "time_embedding": True, "dropout": cfg.dropout,
                 "strides": cfg.strides}
     net = build_seeded(UNet, cfg.seed, "U-Net", patch, **net_args)
+    if init is not None and not resume:
+        load_weights(init, {"": net}, f"diffusion model to fine-tune '{init}'")
     net.to(dev)
     schedule = Schedule(cfg.T, cfg.cosine_s, cfg.max_beta)
     ab = torch.as_tensor(schedule.alphas_cumprod, dtype=torch.float32, device=dev)
@@ -362,6 +436,8 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
                                                   out=(-1, 1), clip=True)
                              for i in stat_rng.integers(0, len(arrays), size=min(256, 8 * len(arrays)))])
     intensity = intensity_statistics(stat_patches)
+    from ..metrics.domain import domain_record
+    domain = domain_record(arrays, cfg.percentiles)
 
     ema = _EMA(net, cfg.ema)
     start, elapsed = 0, 0.0
@@ -381,7 +457,8 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
     def record(step: int) -> dict:
         return {"data": data, "n_images": len(arrays), "steps": step, "batch_size": cfg.batch_size,
                 "lr": cfg.lr, "ema": cfg.ema, "time_s": round(elapsed, 1), "device": dev.type,
-                "n_parameters": sum(p.numel() for p in net.parameters()), "processes": ddp.world_size()}
+                "n_parameters": sum(p.numel() for p in net.parameters()), "processes": ddp.world_size(),
+                "init": init_record}
 
     def save(step: int) -> None:
         if not ddp.is_main():  # every process holds the same weights: written once
@@ -392,10 +469,10 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
                    **{f"ema.{k}": v for k, v in ema.shadow.items()}, **opt_t, "rng.torch": gen.get_state()}
         save_tensors(ckpt_dir / "state.safetensors", tensors)
         write_json(ckpt_dir / "state.json", {"step": step, "elapsed_s": elapsed, "param_groups": groups,
-                                             "numpy_rng": rng.bit_generator.state,
+                                             "numpy_rng": rng.bit_generator.state, "init": init_record,
                                              "train_config": cfg.model_dump(mode="json")})
-        save_model(net, _model_config(net_args, schedule, cfg, lohi, intensity, patch, record(step)), out,
-                   state_dict=ema.shadow)
+        save_model(net, _model_config(net_args, schedule, cfg, lohi, intensity, patch, record(step), domain),
+                   out, state_dict=ema.shadow)
         if distributed:
             ddp.barrier()
 
@@ -403,7 +480,7 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
     bar = tqdm(total=cfg.steps, initial=start, desc="train diffusion", disable=not progress or not ddp.is_main(),
                dynamic_ncols=True)
     net.train()
-    t0 = t_prev = time.perf_counter()
+    t0 = t_prev = t_call = time.perf_counter()
     run_s = 0.0
     for step in range(start + 1, cfg.steps + 1):
         x0 = torch.from_numpy(sample_batch()).to(dev)
@@ -433,8 +510,13 @@ def train_diffusion(images: str | Path, out: str | Path, cfg: DiffusionTrainConf
         run_s += now - t_prev
         t_prev = now
         bar.set_postfix(loss=f"{loss.item():.4f}", steps_s=f"{(step - start) / max(run_s, 1e-9):.2f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        over_time = max_seconds is not None and now - t_call >= max_seconds
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or over_time:
             save(step)
+        if over_time:
+            log.info("diffusion training stopped by its time limit (%.0f s) at step %d of %d", max_seconds,
+                     step, cfg.steps)
+            break
     bar.close()
     if start >= cfg.steps and not (out / WEIGHTS_FILE).is_file():
         save(start)

@@ -1,0 +1,92 @@
+"""Adaptation to an image type the model did not see: fine-tune vs train-from-scratch vs shipped model.
+
+The DSB 2018 training images fall into types separable by size and intensity statistics; the
+360×360 px type (68 train / 6 val images: dim fluorescence, densely packed nuclei, a bright
+fraction ~0.19 against ~0.03 for the rest) is held out. Each arm runs ``cellsynth adapt`` on the
+68 held-out *train* images (their masks only score the predictions) with the same budget and
+caps, one arm after the other (one process, 1 torch thread):
+
+- ``shipped``: the shipped model as it is (``--no-train``; note: it was trained on all 395 train
+  images, the held-out type included);
+- ``finetune``: the shipped model fine-tuned on the held-out images (the default of ``adapt``);
+- ``scratch``: a model of the same size trained from scratch on them (``--from-scratch``).
+
+It also reports the domain statistic of the held-out images against the shipped model's
+training images and against the DSB train images without the held-out type.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_adapt.py --out /tmp/bench_adapt --budget 14
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
+HELD_OUT_SHAPE = (360, 360)
+
+
+def held_out(out: Path) -> tuple[Path, list]:
+    """Symlink the held-out type's train images and masks into out/heldout; the other images' arrays."""
+    from cellsynth.io import list_images, read_image
+    d = out / "heldout"
+    rest = []
+    for sub in ("images", "masks"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    for f in list_images(DATA / "train" / "images"):
+        a = read_image(f)
+        if a.shape == HELD_OUT_SHAPE:
+            for sub in ("images", "masks"):
+                link = d / sub / f.name
+                if not link.exists():
+                    os.symlink(DATA / "train" / sub / f.name, link)
+        else:
+            rest.append(a)
+    return d, rest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--budget", type=float, default=14.0, help="adapt --budget (minutes) per arm")
+    ap.add_argument("--arms", nargs="+", default=["shipped", "finetune", "scratch"])
+    ap.add_argument("--segmenter-steps", type=int, default=400)
+    args = ap.parse_args()
+    from cellsynth.adapt import domain_decision
+    from cellsynth.io import list_images, read_image
+    from cellsynth.metrics.domain import domain_record, domain_shift
+    from cellsynth.render.diffusion import default_model_path
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    d, rest = held_out(args.out)
+    imgs = [read_image(f) for f in list_images(d / "images")]
+    result = {"held_out": {"shape": HELD_OUT_SHAPE, "n_images": len(imgs)},
+              "domain_vs_shipped": domain_decision(default_model_path(), imgs),
+              "domain_vs_dsb_without_type": domain_shift(domain_record(rest), imgs), "arms": {}}
+    cfg = args.out / "adapt.yaml"
+    cfg.write_text("segmenter: {batch_size: 4}\n")
+    for arm in args.arms:
+        flag = {"shipped": ["--no-train"], "finetune": [], "scratch": ["--from-scratch"]}[arm]
+        cmd = ["python", "-m", "cellsynth", "adapt", "--images", str(d / "images"), "--masks", str(d / "masks"),
+               "--out", str(args.out / arm), "--budget", str(args.budget), "--segmenter-steps",
+               str(args.segmenter_steps), "--config", str(cfg), "--threads", "1", "--device", "cpu", *flag]
+        t0 = time.time()
+        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        rep = json.loads((args.out / arm / "report.json").read_text())
+        st = rep["stages"]
+        result["arms"][arm] = {"wall_s": round(time.time() - t0, 1), "scores": {k: v for k, v in rep["scores"].items()
+                                                                               if k != "per_image"},
+                               "diffusion": {k: st["diffusion"][k] for k in ("mode", "steps", "seconds")},
+                               "n_samples": st["generate"]["n"], "segmenter_steps": st["segmenter"]["steps"],
+                               "load": os.getloadavg()}
+        (args.out / "summary.json").write_text(json.dumps(result, indent=1))
+        print(arm, json.dumps(result["arms"][arm]), flush=True)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
