@@ -185,6 +185,23 @@ def test_benchmark_bad_inputs(tiny, capsys):
 
 
 @pytest.mark.slow
+def test_benchmark_fine_tunes_the_shipped_model_when_the_images_differ(tiny):
+    """Tiny Poisson discs do not look like the shipped model's DSB images: the benchmark takes the path of
+    `cellsynth adapt` (fine-tune the shipped model within the budget) and the report says which statistic
+    decided, instead of rendering the new domain with the DSB model."""
+    from cellsynth.render.diffusion import default_model_path
+    s = _settings(tiny, renderers=("diffusion",), train_masks=None, shipped_model=default_model_path(),
+                  diffusion_train={"batch_size": 2, "patch_size": [32, 32]})
+    data = bm.run_benchmark(s)
+    dm = data["diffusion_model"]
+    assert dm["how"].startswith("shipped model fine-tuned 2 steps")
+    assert dm["domain"]["differs"] is True and dm["domain"]["value"] > 1
+    model_cfg = json.loads((tiny / "report" / "work" / "diffusion_model" / "config.json").read_text())
+    assert model_cfg["training"]["init"]["folder"] == "nuclei2d-dsb"
+    assert any("median nearest-neighbour distance ratio" in n and "differ from" in n for n in data["notes"])
+
+
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
     """The `--quick` Syn2Real benchmark CI runs on the real DSB 2018 data (about 4-5 min on 2 cores)."""
@@ -212,3 +229,5 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
     assert im["diffusion"]["histogram"]["bhattacharyya"] < im["sketch"]["histogram"]["bhattacharyya"]
     # Mix2Real's renderer was chosen on the training side's validation split
     assert report["mix_renderer"]["renderer"] == bm.best_renderer(report["arms"], "validation")
+    # DSB train images look like the shipped model's training images: it is used as it is
+    assert report["diffusion_model"]["how"] == "shipped" and report["diffusion_model"]["domain"]["differs"] is False

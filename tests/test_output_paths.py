@@ -38,6 +38,7 @@ COMMANDS = {
     "fit": lambda d: ["fit", "--images", str(d / "images"), "--preset", "nuclei2d-dsb", "--out", BAD + ".yaml"],
     "benchmark": lambda d: ["benchmark", "syn2real", "--train-images", str(d / "images"), "--test", str(d),
                             "--out", BAD, "--steps", "1", "--n", "1", "--renderers", "physics"],
+    "adapt": lambda d: ["adapt", "--images", str(d / "images"), "--masks", str(d / "masks"), "--out", BAD],
     "demo": lambda d: ["demo", "--out", BAD],
 }
 

@@ -366,12 +366,27 @@ def image_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]) -
 
 
 # --------------------------------------------------------------------------- stages
-def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _Stages) -> tuple[Path, str]:
-    """The diffusion model: given, shipped, or trained now within the time budget."""
+def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _Stages) -> tuple[Path, str, dict | None]:
+    """The diffusion model: given; the shipped one when the training images look like its training
+    images; the shipped one fine-tuned on them within the time budget when they differ
+    (:func:`cellsynth.adapt.domain_decision` decides, the path of ``cellsynth adapt``); or one
+    trained now within the budget (3D). Returns (model, how, domain decision or None)."""
     if s.diffusion_model is not None:
-        return s.diffusion_model, "given"
+        return s.diffusion_model, "given", None
     if _model_ok(s.shipped_model) and inp.ndim == 2:
-        return s.shipped_model, "shipped"
+        from ..adapt import domain_decision, train_adapted_diffusion
+        dom = domain_decision(s.shipped_model, inp.train_images)
+        stage.note(f"training images vs the shipped model's: {dom['statistic']} = {dom['value']}"
+                   f" -> {'differ' if dom['differs'] else 'alike'}" if dom["differs"] is not None else dom["note"])
+        if not dom["differs"]:
+            return s.shipped_model, "shipped", dom
+        out = work / "diffusion_model"
+        if out.exists():
+            shutil.rmtree(out)
+        images = _link_dataset([(p.stem, p, None) for p in inp.train_images], work / "diffusion_images")
+        rec = train_adapted_diffusion(images / "images", out, "finetune", s.shipped_model, s.diffusion_budget_s,
+                                      s.diffusion_train_steps, s.diffusion_train, s.device, progress=s.progress)
+        return out, f"shipped model fine-tuned {rec['steps']} steps ({rec['seconds']:.0f}s)", dom
     from ..generative.diffusion import DiffusionTrainConfig, train_diffusion
 
     out = work / "diffusion_model"
@@ -394,7 +409,7 @@ def _resolve_diffusion(s: BenchmarkSettings, inp: _Inputs, work: Path, stage: _S
         if time.time() - t0 + per_chunk > s.diffusion_budget_s:
             break
     stage.note(f"trained a diffusion model for {total} steps in {time.time() - t0:.0f}s -> {out}")
-    return out, f"trained {total} steps ({time.time() - t0:.0f}s)"
+    return out, f"trained {total} steps ({time.time() - t0:.0f}s)", None
 
 
 def segmenter_backend(s: BenchmarkSettings):
@@ -459,8 +474,8 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
         n = s.n
         if r == "diffusion":
             stage("diffusion model: resolving (given / shipped / training within the budget)")
-            model, how = _resolve_diffusion(s, inp, work, stage)
-            report["diffusion_model"] = {"path": str(model), "how": how}
+            model, how, dom = _resolve_diffusion(s, inp, work, stage)
+            report["diffusion_model"] = {"path": str(model), "how": how, "domain": dom}
             upd = {"model": str(model)}
             if s.diffusion_steps:
                 upd["steps"] = s.diffusion_steps
@@ -703,6 +718,11 @@ def _notes(report: dict) -> list[str]:
         if ch.get("pooled_gap_ap50") is not None:
             notes.append(f"Syn2Real-pooled (all renderers' data, same steps) AP@0.5 {ch['pooled_ap50']:.3f}, "
                          f"gap to the best by labels {ch['pooled_gap_ap50']:+.3f}.")
+    dom = (report.get("diffusion_model") or {}).get("domain")
+    if dom and dom.get("differs") is not None:
+        notes.append(f"Diffusion model: {report['diffusion_model']['how']}; the training images "
+                     f"{'differ from' if dom['differs'] else 'look like'} the shipped model's training images "
+                     f"({dom['statistic']} = {dom['value']:.3g}, threshold {dom['threshold']}).")
     for r, m in report["image_metrics"].items():
         h = m["histogram"]
         notes.append(f"{r}: histogram Bhattacharyya {h['bhattacharyya']:.3f}, KL {h['kl_real_synthetic']:.3f}, "
