@@ -99,7 +99,7 @@ def test_adapt_2d_end_to_end_then_resume_after_interrupt(tmp_path, monkeypatch, 
     out = tmp_path / "project"
     real_segmenter = A._stage_segmenter
 
-    def interrupted(s):
+    def interrupted(s, renderer):
         raise KeyboardInterrupt
     monkeypatch.setattr(A, "_stage_segmenter", interrupted)
     assert _cli(lab, out, "--masks", str(lab / "masks")) == 130  # stopped between generate and segmenter
@@ -107,7 +107,9 @@ def test_adapt_2d_end_to_end_then_resume_after_interrupt(tmp_path, monkeypatch, 
         assert (out / "stages" / f"{stage}.json").is_file()
     assert not (out / "stages" / "segmenter.json").exists() and not (out / "report.json").exists()
     weights = out / "models" / "diffusion" / "weights.safetensors"
-    before = {p: p.stat().st_mtime_ns for p in [weights, *sorted((out / "dataset" / "images").glob("*.tif"))]}
+    chosen = read_json(out / "stages" / "renderer.json")["renderer"]
+    dataset = out / "datasets" / chosen
+    before = {p: p.stat().st_mtime_ns for p in [weights, *sorted((dataset / "images").glob("*.tif"))]}
 
     monkeypatch.setattr(A, "_stage_segmenter", real_segmenter)
     capsys.readouterr()
@@ -124,7 +126,11 @@ def test_adapt_2d_end_to_end_then_resume_after_interrupt(tmp_path, monkeypatch, 
     assert 1 <= st["diffusion"]["steps"] <= 6
     # tiny Poisson blobs do not look like DSB nuclei images: the report says so and by which statistic
     assert rep["domain"]["differs"] is True and rep["domain"]["value"] > 1
-    assert 1 <= st["generate"]["n"] <= 3 and len(list((out / "dataset" / "images").glob("*.tif"))) == st["generate"]["n"]
+    # the renderer was chosen without labels from the first samples of each candidate
+    assert set(st["renderer"]["scores"]) == {"diffusion", "physics"} and st["renderer"]["renderer"] == chosen
+    for r in ("diffusion", "physics"):
+        assert len(list((out / "datasets" / r / "images").glob("*.tif"))) >= 3
+    assert st["generate"]["n"] == 3 and len(list((dataset / "images").glob("*.tif"))) == 3
     assert 1 <= st["segmenter"]["steps"] <= 4
     for i in range(3):
         assert read_labels(out / "predictions" / f"im{i}.tif").shape == (64, 64)

@@ -12,11 +12,11 @@ takes a folder of *unannotated* images and, within a time budget:
    e.g. 3D images), or use the base as it is (``"none"``) → ``PROJECT/models/diffusion``.
    The report records whether the images differ from the base's training images
    (:func:`cellsynth.metrics.domain.domain_shift`: which statistic, its value);
-3. **renderer choice**: with more than one candidate renderer (``renderers``), a few probe
-   samples per renderer are compared with the images without labels
-   (:func:`cellsynth.benchmark.choose.choose_renderer`) and the closest renderer is used;
-4. **generate** synthetic image/mask pairs (SDEdit from simulated sketches, Eschweiler et al. 2024)
-   → ``PROJECT/dataset``;
+3. **renderer choice**: the first :data:`PROBE_SAMPLES` samples of each candidate renderer
+   (``renderers``, default diffusion and physics) are compared with the images without labels
+   (:func:`cellsynth.benchmark.choose.choose_renderer`, KID) and the closest renderer is used;
+4. **generate** synthetic image/mask pairs with it (diffusion: SDEdit from simulated sketches,
+   Eschweiler et al. 2024) → ``PROJECT/datasets/<renderer>``, continuing from its probe samples;
 5. **segmenter**: train the 3-class U-Net on them → ``PROJECT/models/segmenter``;
 6. **predict** every image of the folder → ``PROJECT/predictions/<name>.tif``;
 7. **report** ``PROJECT/report.json`` + ``PROJECT/report.md``; with ``masks``, scored by
@@ -25,8 +25,9 @@ takes a folder of *unannotated* images and, within a time budget:
 
 Budget (``budget_min``; fit, prediction and the report are not budgeted — they take seconds to a
 minute). Of the budget, :data:`BUDGET_SHARES`: diffusion training 50 % (stops by wall clock and
-saves; a rerun continues with what is left of its share), generation 25 % (the number of samples is
-planned from the time of the first samples, at most ``n``), segmenter training 25 % (the number of
+saves; a rerun continues with what is left of its share), generation 25 % (the probes of the renderer
+choice included; the number of samples is planned from the time of the next two samples, at most
+``n``), segmenter training 25 % (the number of
 steps is planned from a short timed run, at most ``segmenter_steps``). Plans are stored, so a rerun
 makes the same dataset and the same segmenter.
 
@@ -103,7 +104,7 @@ class AdaptSettings:
     n: int = 60
     diffusion_steps: int = 20000
     segmenter_steps: int = 600
-    renderers: tuple[str, ...] = ("diffusion",)
+    renderers: tuple[str, ...] = ("diffusion", "physics")
     fit_images: int = 100
     seed: int = 0
     device: str = "auto"
@@ -328,47 +329,55 @@ def _render_config(s: AdaptSettings, renderer: str, model: Path):
     return cfg
 
 
+def _dataset(s: AdaptSettings, renderer: str) -> Path:
+    return s.out / "datasets" / renderer
+
+
 def _stage_renderer(s: AdaptSettings, plan: _Plan, model: Path) -> dict:
+    t0 = time.time()
     if len(s.renderers) == 1:
-        return {"renderer": s.renderers[0], "chosen_by": "the only candidate"}
-    from .benchmark.choose import choose_renderer
+        return {"renderer": s.renderers[0], "chosen_by": "the only candidate", "seconds": 0.0}
+    from .benchmark.choose import DEFAULT_CRITERION, choose_renderer
     from .dataset import generate_dataset
     probes = {}
-    for r in s.renderers:
-        d = s.out / "probes" / r
-        generate_dataset(_render_config(s, r, model), r, PROBE_SAMPLES, s.seed + 1, d, progress=s.progress)
+    for r in s.renderers:  # the first samples of each renderer's dataset: the chosen one continues from them
+        d = generate_dataset(_render_config(s, r, model), r, min(PROBE_SAMPLES, s.n), s.seed, _dataset(s, r),
+                             progress=s.progress)
         probes[r] = [read_image(p) for p in sorted((d / "images").glob("*.tif"))]
     real = [read_image(f) for f in plan.files[:32]]
     name, scores = choose_renderer(real, probes, seed=s.seed)
-    return {"renderer": name, "chosen_by": f"label-free choice on {PROBE_SAMPLES} probe samples per renderer",
-            "scores": scores}
+    return {"renderer": name, "chosen_by": f"{DEFAULT_CRITERION} to the images, {min(PROBE_SAMPLES, s.n)} samples "
+            "per renderer, no labels", "scores": scores, "seconds": round(time.time() - t0, 1)}
 
 
-def _stage_generate(s: AdaptSettings, renderer: str, model: Path) -> dict:
-    from .dataset import generate_dataset
+def _stage_generate(s: AdaptSettings, renderer: str, model: Path, spent: float) -> dict:
+    from .dataset import done_samples, generate_dataset, sample_name
     cfg = _render_config(s, renderer, model)
-    out = s.out / "dataset"
-    budget = s.budget_s("generate")
+    out = _dataset(s, renderer)
+    budget = s.budget_s("generate") - spent  # the renderer choice's probes came out of this share
     t0 = time.time()
 
     def make_plan() -> dict:
-        k = min(2, s.n)
-        generate_dataset(cfg, renderer, k, s.seed, out, progress=s.progress)
+        have = len(done_samples(out, [sample_name(i) for i in range(s.n)], with_images=True))
+        k = min(2, s.n - have)
+        if k <= 0:
+            return {"n": s.n, "seconds_per_sample": None, "budget_s": round(budget, 1)}
+        generate_dataset(cfg, renderer, have + k, s.seed, out, progress=s.progress)
         per = (time.time() - t0) / k
-        return {"n": int(max(k, min(s.n, budget // max(per, 1e-6)))), "seconds_per_sample": round(per, 2),
-                "budget_s": round(budget, 1)}
+        n = max(have + k, min(s.n, have + k + int(max(budget - (time.time() - t0), 0) // max(per, 1e-6))))
+        return {"n": int(n), "seconds_per_sample": round(per, 2), "budget_s": round(budget, 1)}
 
     p = _plan(s.out, "generate", make_plan)
     generate_dataset(cfg, renderer, p["n"], s.seed, out, progress=s.progress)
     return {**p, "renderer": renderer, "seconds": round(time.time() - t0, 1)}
 
 
-def _stage_segmenter(s: AdaptSettings) -> dict:
+def _stage_segmenter(s: AdaptSettings, renderer: str) -> dict:
     from .segment.unet import SegmenterConfig, train_segmenter
     upd = {"seed": s.seed, **s.config.segmenter}
     base = validate(SegmenterConfig, upd, prefix="config.segmenter.")
     budget = s.budget_s("segmenter")
-    data = [s.out / "dataset"]
+    data = [_dataset(s, renderer)]
 
     def make_plan() -> dict:
         k = min(5, s.segmenter_steps)
@@ -434,7 +443,7 @@ def report_markdown(report: dict) -> str:
                  f"(budget {d['budget_s']} s)")
     lines.append(f"- renderer: {st['renderer']['renderer']} ({st['renderer']['chosen_by']})")
     g, sg = st["generate"], st["segmenter"]
-    lines.append(f"- synthetic data: {g['n']} samples ({g['seconds_per_sample']} s each)")
+    lines.append(f"- synthetic data: {g['n']} {g['renderer']} samples ({g['seconds_per_sample']} s each)")
     lines.append(f"- segmenter: {sg['steps']} steps ({sg['seconds']} s), final loss {sg['final_loss']}")
     lines.append(f"- predictions: {st['predict']['n_images']} images in `predictions/`")
     if sc:
@@ -482,9 +491,9 @@ def run_adapt(s: AdaptSettings) -> dict:
         elif stage == "renderer":
             info = _stage_renderer(s, plan, model)
         elif stage == "generate":
-            info = _stage_generate(s, stages["renderer"]["renderer"], model)
+            info = _stage_generate(s, stages["renderer"]["renderer"], model, stages["renderer"]["seconds"])
         elif stage == "segmenter":
-            info = _stage_segmenter(s)
+            info = _stage_segmenter(s, stages["renderer"]["renderer"])
         elif stage == "predict":
             info = _stage_predict(s)
         else:

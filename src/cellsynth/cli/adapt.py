@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 
 HELP = """Adapt cellsynth to a folder of unannotated images within a time budget: fit the simulation,
-fine-tune the shipped diffusion model on the images (or train one from scratch), generate synthetic
-image/mask pairs, train a segmenter on them and segment the images. Writes PROJECT/config.yaml,
+fine-tune the shipped diffusion model on the images (or train one from scratch), choose the renderer whose
+samples look most like the images (no labels), generate synthetic image/mask pairs, train a segmenter on them and segment the images. Writes PROJECT/config.yaml,
 PROJECT/models/{diffusion,segmenter}, PROJECT/dataset, PROJECT/predictions and PROJECT/report.{json,md}
 (scored against --masks when given). Budget: 50% diffusion training, 25% generation, 25% segmenter.
 Rerun the same command to resume where it stopped."""
@@ -30,8 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, default=60, help="most synthetic samples (default 60; the budget may allow fewer)")
     p.add_argument("--diffusion-steps", type=int, default=20000, help="most diffusion training steps")
     p.add_argument("--segmenter-steps", type=int, default=600, help="most segmenter training steps")
-    p.add_argument("--renderers", nargs="+", default=["diffusion"], metavar="R",
-                   help="candidate renderers (diffusion physics sketch); several: chosen without labels")
+    p.add_argument("--renderers", nargs="+", default=["diffusion", "physics"], metavar="R",
+                   help="candidate renderers (default: diffusion physics); several: the one whose first samples "
+                        "look most like the images (KID, no labels) is used")
     p.add_argument("--config", type=Path, metavar="F", help="YAML with sections diffusion (training keys), "
                    "segmenter (SegmenterConfig keys), render (SDEdit keys: t_start, steps, ...)")
     p.add_argument("--seed", type=int, default=0)
