@@ -73,14 +73,34 @@ def benchmark(args) -> None:
     t0 = time.time()
     subprocess.run(cmd, check=True)
     wall = time.time() - t0
-    rep = json.loads((Path(args.out) / "report.json").read_text())
     print(f"\nwall {wall / 60:.1f} min\n")
+    print_report(json.loads((Path(args.out) / "report.json").read_text()))
+
+
+def print_report(rep: dict) -> None:
+    """The report's tables as markdown: arms, targets, renderer choice, image metrics, tests, timings."""
     print("| arm | AP@0.5 | AP@0.5:0.95 | Dice | SEG | trained on |")
     print("|---|---|---|---|---|---|")
     for a, d in rep["arms"].items():
         s = d["summary"]
         print(f"| {a} | {s['ap50']:.3f} | {s['ap50_95']:.3f} | {s['dice']:.3f} | {s['seg']:.3f} | {d['training']} |")
     print("\ntargets:", json.dumps(rep.get("targets")))
+    ch = rep.get("renderer_choice")
+    if ch:
+        crit = list(ch["by_criterion"])
+        print(f"\nlabel-free renderer choice vs {ch['real_images']} unannotated training images "
+              f"(default {ch['criterion']}; agreement on {ch.get('agreement_images', 0)} images):\n")
+        print("| renderer | " + " | ".join(crit) + " | AP@0.5 (test) |")
+        print("|---" * (len(crit) + 2) + "|")
+        for r, sc in ch["scores"].items():
+            vals = " | ".join("–" if sc.get(c) is None else f"{sc[c]:.4g}" for c in crit)
+            ap = ch["ap50_by_renderer"].get(r)
+            print(f"| {r} | {vals} | {'–' if ap is None else f'{ap:.3f}'} |")
+        print(f"\nbest by the test labels: {ch['best_by_labels']} ({ch['best_ap50']:.3f})")
+        for c, b in ch["by_criterion"].items():
+            print(f"  {c}: chooses {b['chosen']} (AP@0.5 {b['ap50']:.3f}, gap {b['gap_ap50']:+.3f})")
+        if "pooled_ap50" in ch:
+            print(f"  Syn2Real-pooled: AP@0.5 {ch['pooled_ap50']:.3f}, gap {ch['pooled_gap_ap50']:+.3f}")
     print("\n| renderer | histogram Bhattacharyya | KL | spectrum abs. diff. of log10 P |")
     print("|---|---|---|---|")
     for r, m in rep["image_metrics"].items():
@@ -103,11 +123,15 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="/tmp/cellsynth_syn2real")
+    p.add_argument("--report-only", action="store_true", help="print the tables of an existing --out report")
     p.add_argument("extra", nargs="*", help="further `cellsynth benchmark syn2real` options after --")
     args = p.parse_args()
     if not Path(args.data).is_dir():
         sys.exit(f"data '{args.data}' not found")
-    fit_only(args) if args.fit_only else benchmark(args)
+    if args.report_only:
+        print_report(json.loads((Path(args.out) / "report.json").read_text()))
+    else:
+        fit_only(args) if args.fit_only else benchmark(args)
 
 
 if __name__ == "__main__":
