@@ -83,3 +83,15 @@ def test_bad_inputs():
     with pytest.raises(InputError, match="no segmentations for renderer 'z'"):
         choose.choose_renderer(real, {**syn, "y": syn["physics"], "z": syn["physics"]}, "agreement",
                                predictions={"physics": [a], "y": [a], "q": [a]})
+
+
+def test_cached_features_give_the_same_scores():
+    """The benchmark shares one feature cache between sets: the numbers are those without a cache."""
+    from cellsynth.metrics.image import CachedExtractor, default_extractor
+
+    real = _render("physics", (32, 32), seed=0, n=3)
+    syn = {r: _render(r, (32, 32), seed=1, n=3) for r in ("physics", "sketch")}
+    ex = CachedExtractor(default_extractor())
+    cached = choose.renderer_distances(real, syn, extractor=ex)
+    assert ex.hits == 3  # the real images' features were computed once for two renderers
+    assert cached == choose.renderer_distances(real, syn, extractor=default_extractor())

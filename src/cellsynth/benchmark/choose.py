@@ -45,8 +45,11 @@ def _images(x, what: str) -> list[np.ndarray]:
 
 
 def renderer_distances(real_images: Sequence[np.ndarray], synthetic_by_renderer: Mapping[str, Sequence[np.ndarray]],
-                       *, seed: int = 0, progress: bool = False) -> dict[str, dict[str, float | None]]:
+                       *, seed: int = 0, extractor=None, progress: bool = False) -> dict[str, dict[str, float | None]]:
     """Label-free distances of each renderer's images to the real images (lower = closer).
+
+    ``extractor``: features for KID/FID (default: the statistics extractor, wrapped in a
+    :class:`~cellsynth.metrics.image.CachedExtractor` so the real images' features are computed once).
 
     Returns ``{renderer: {"kid", "fid", "histogram", "spectrum"}}``; ``kid``/``fid`` are None when
     either set has fewer than 2 images.
@@ -61,14 +64,16 @@ def renderer_distances(real_images: Sequence[np.ndarray], synthetic_by_renderer:
     True
     """
     from ..metrics.compare import compare_images
+    from ..metrics.image import CachedExtractor, default_extractor
 
+    ex = extractor if extractor is not None else CachedExtractor(default_extractor())
     real = _images(real_images, "real images")
     # distinct names: the sets are unpaired (no SSIM etc. between unrelated images)
     real_named = {f"real/{i}": a for i, a in enumerate(real)}
     out: dict[str, dict[str, float | None]] = {}
     for r, imgs in synthetic_by_renderer.items():
         syn = {f"{r}/{i}": a for i, a in enumerate(_images(imgs, f"renderer '{r}'"))}
-        m = compare_images(real_named, syn, seed=seed, progress=progress)
+        m = compare_images(real_named, syn, seed=seed, progress=progress, extractor=ex)
         out[r] = {"kid": m["features"]["kid"], "fid": m["features"]["fid"],
                   "histogram": m["histogram"]["bhattacharyya"], "spectrum": m["spectrum"]["log10_mae"]}
     return out
@@ -111,7 +116,8 @@ def segmenter_agreement(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict
 def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Mapping[str, Sequence[np.ndarray]],
                     criterion: str = DEFAULT_CRITERION, *,
                     predictions: Mapping[str, Sequence[np.ndarray]] | None = None,
-                    seed: int = 0, progress: bool = False) -> tuple[str, dict[str, dict[str, float | None]]]:
+                    seed: int = 0, extractor=None,
+                    progress: bool = False) -> tuple[str, dict[str, dict[str, float | None]]]:
     """The renderer whose synthetic data should suit the user's unannotated ``real_images`` best.
 
     Parameters
@@ -123,6 +129,7 @@ def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Ma
         trained on that renderer's data; needed for ``"agreement"``, reported as ``scores[r]["agreement"]``
         whenever given for at least three renderers.
     seed : seed of the KID subsets.
+    extractor : features for KID/FID (default: the statistics extractor, cached; see :func:`renderer_distances`).
 
     Returns
     -------
@@ -156,7 +163,7 @@ def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Ma
         nd |= {np.ndim(a) for a in imgs}
     if len(nd) != 1:
         raise InputError(f"real and synthetic images must all be 2D or all 3D (got {sorted(nd)}D)")
-    scores = renderer_distances(real, synthetic_by_renderer, seed=seed, progress=progress)
+    scores = renderer_distances(real, synthetic_by_renderer, seed=seed, extractor=extractor, progress=progress)
     if predictions is not None and (criterion == "agreement" or len(predictions) >= 3):
         missing = sorted(set(synthetic_by_renderer) - set(predictions))
         if missing:

@@ -357,12 +357,13 @@ def ranksum_tests(arms: dict[str, dict], metric: str = "ap50") -> list[dict]:
 
 
 # --------------------------------------------------------------------------- image metrics
-def image_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]) -> dict:
+def image_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray], extractor=None) -> dict:
     """Realism of a synthetic set vs real images: :func:`cellsynth.metrics.compare.compare_images`
-    with its defaults, i.e. the numbers ``cellsynth evaluate images`` reports for the same images."""
+    with its defaults, i.e. the numbers ``cellsynth evaluate images`` reports for the same images
+    (``extractor``: e.g. a :class:`~cellsynth.metrics.image.CachedExtractor` of the default one)."""
     from ..metrics.compare import compare_images
 
-    return compare_images(real, synthetic)
+    return compare_images(real, synthetic, extractor=extractor)
 
 
 # --------------------------------------------------------------------------- stages
@@ -436,6 +437,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     """Run every arm and write ``report.json`` + ``report.html`` into ``s.out``; return the report."""
     from ..dataset import generate_dataset
     from ..fit import fit_config, write_overlay
+    from ..metrics.image import CachedExtractor, default_extractor
     from ..segment.classical import classical_segment
 
     inp = validate_inputs(s)  # everything checked before the first byte is written
@@ -494,15 +496,16 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     real_imgs = [read_image(p) for _, p, _ in inp.test_pairs]
     examples: dict[str, list] = {}
     syn_imgs: dict[str, list] = {}
+    ex = CachedExtractor(default_extractor())  # each image's features once (test, synthetic, training)
     for r, d in syn.items():
         syn_imgs[r] = [read_image(p) for p in sorted((d / "images").glob("*.tif"))]
-        report["image_metrics"][r] = image_metrics(real_imgs, syn_imgs[r])
+        report["image_metrics"][r] = image_metrics(real_imgs, syn_imgs[r], extractor=ex)
         masks = sorted((d / "masks").glob("*.tif"))[:3]
         examples[r] = [(read_image(d / "images" / m.name), read_labels(m)) for m in masks]
     choice_real = _evenly(inp.train_images, s.fit_images)
     choice = None
     if syn:
-        choice = _choose(choice_real, syn_imgs, s.choice_criterion, s.seed)
+        choice = _choose(choice_real, syn_imgs, s.choice_criterion, s.seed, extractor=ex)
         stage.note(f"label-free choice ({s.choice_criterion} to {len(choice_real)} unannotated training images): "
                    f"{choice['chosen']}")
     del syn_imgs
@@ -614,13 +617,13 @@ def best_renderer(arms: dict[str, dict], scores: str = "validation") -> str | No
     return max(cands, key=cands.get) if cands else None
 
 
-def _choose(real_paths: list[Path], syn_imgs: dict[str, list], criterion: str, seed: int) -> dict:
+def _choose(real_paths: list[Path], syn_imgs: dict[str, list], criterion: str, seed: int, extractor=None) -> dict:
     """The label-free choice on the image criteria (agreement is added once the segmenters exist)."""
     from .choose import DEFAULT_CRITERION, choose_renderer
 
     real = [read_image(p) for p in real_paths]
     image_criterion = DEFAULT_CRITERION if criterion == "agreement" else criterion
-    chosen, scores = choose_renderer(real, syn_imgs, image_criterion, seed=seed)
+    chosen, scores = choose_renderer(real, syn_imgs, image_criterion, seed=seed, extractor=extractor)
     return {"criterion": criterion, "chosen": chosen, "scores": scores, "real_images": len(real)}
 
 
