@@ -165,6 +165,9 @@ def test_benchmark_with_a_time_budget_names_the_segmenter(tmp_path):
         rec = report["arms"][arm]["segmenter"]
         assert rec["segmenter"] == "unet" and rec["budget_s"] == 0.6 and rec["steps"] >= 1
     assert "segmenter" not in report["arms"]["classical"]
-    assert "unet, 0.01 min of training per arm" in (tmp_path / "report" / "report.html").read_text()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "unet, 0.01 min of training per arm" in html
+    rec = report["arms"]["Real2Real"]["segmenter"]
+    assert f"unet: {rec['steps']} steps, {rec['train_loop_s']:g} s of training loop" in html
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["settings"]["segmenter"] == "unet" and saved["settings"]["segmenter_minutes"] == 0.01

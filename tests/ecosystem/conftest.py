@@ -51,3 +51,20 @@ def datasets(tmp_path_factory) -> dict[int, Path]:
         cellsynth("generate", *TINY[ndim], "--renderer", "physics", "--n", n, "--seed", 1, "--out", out[ndim],
                   "--no-progress")
     return out
+
+
+def benchmark_with(segmenter: str, tmp_path: Path, test: Path, **settings) -> dict:
+    """A tiny ``benchmark syn2real`` (Real2Real, Syn2Real-physics, Mix2Real, classical) in the main environment
+    whose arms train ``segmenter`` in THIS environment (the consumer's python); returns the report."""
+    import sys
+    train = tmp_path / "train"
+    cellsynth("generate", *TINY[2], "--renderer", "physics", "--n", 4, "--seed", 2, "--out", train, "--no-progress")
+    code = ("import json, sys\n"
+            "from cellsynth.benchmark.syn2real import BenchmarkSettings, run_benchmark\n"
+            "a = sys.argv\n"
+            "s = BenchmarkSettings(train_images=a[1] + '/images', train_masks=a[1] + '/masks', test=a[2], out=a[3],\n"
+            "                      renderers=('physics',), n=2, val_images=2, segmenter=a[4], segmenter_python=a[5],\n"
+            "                      threads=1, progress=False, verbose=False, **json.loads(a[6]))\n"
+            "r = run_benchmark(s)\n"
+            "print(json.dumps({k: r[k] for k in ('segmenter', 'arms')}))\n")
+    return cellsynth_python(code, train, test, tmp_path / "report", segmenter, sys.executable, json.dumps(settings))

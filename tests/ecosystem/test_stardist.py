@@ -69,3 +69,23 @@ def test_star_convexity_report_agrees_with_stardist(datasets, tmp_path):
             assert (a & b).sum() / (a | b).sum() > 0.7
             checked += 1
     assert checked > 0
+
+
+def test_benchmark_syn2real_with_stardist(datasets, tmp_path):
+    """`benchmark syn2real --segmenter stardist`: every arm trains StarDist from scratch in this env, 3 steps."""
+    from conftest import benchmark_with
+    rep = benchmark_with("stardist", tmp_path, datasets[2], steps=3, segmenter_patch=[32, 32], segmenter_batch=2)
+    assert rep["segmenter"]["name"] == "stardist" and rep["segmenter"]["version"] == "0.9.2"
+    assert set(rep["arms"]) == {"Real2Real", "Syn2Real-physics", "Mix2Real", "classical"}
+    for arm in ("Real2Real", "Syn2Real-physics", "Mix2Real"):
+        rec = rep["arms"][arm]["segmenter"]
+        assert rec["steps"] == 3 and rec["patch"] == [32, 32] and rec["batch"] == 2 and rec["n_rays"] == 32
+        assert rep["arms"][arm]["summary"]["n_images"] == 3
+        preds = sorted((tmp_path / "report" / "work" / f"seg_{arm}" / "predictions").glob("*.tif"))
+        assert len(preds) >= 3  # the 3 test images (+ the validation images for the Syn2Real arm)
+        for p in preds:
+            assert tifffile.imread(p).shape == (64, 64)
+    # the model StarDist saved: its config and the thresholds it optimised
+    model = tmp_path / "report" / "work" / "seg_Real2Real" / "model"
+    assert json.loads((model / "config.json").read_text())["n_rays"] == 32
+    assert (model / "thresholds.json").is_file()

@@ -159,6 +159,13 @@ def _segmenter(report: dict) -> str:
     return f"{name}, {st.get('steps')} steps per arm"
 
 
+def _run(rec: dict | None) -> str:
+    """An arm's training run, e.g. "; stardist: 412 steps, 300 s of training loop"."""
+    if not rec:
+        return ""
+    return f"; {rec.get('segmenter')}: {rec.get('steps')} steps, {rec.get('train_loop_s', 0):g} s of training loop"
+
+
 def render_html(report: dict, real_examples=(), syn_examples=None, predictions=None,
                 real_images=(), syn_images=None) -> str:
     arms = report["arms"]
@@ -178,7 +185,7 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
         s = d["summary"]
         rows.append([a] + [s[m] for m in METRIC_NAMES] + [s.get("precision50"), s.get("recall50"),
                                                          s.get("n_pred"), s.get("n_true"), s["n_images"],
-                                                         d["training"]])
+                                                         d["training"] + _run(d.get("segmenter"))])
     parts.append("<h2>Scores (mean over test images)</h2>")
     parts.append(_table(["arm"] + list(METRIC_NAMES.values()) + ["precision@0.5", "recall@0.5", "objects found",
                                                                  "objects true", "images", "trained on"], rows))
