@@ -14,7 +14,13 @@ caps, one arm after the other (one process, 1 torch thread):
 It also reports the domain statistic of the held-out images against the shipped model's
 training images and against the DSB train images without the held-out type.
 
+With ``--models-from DIR`` (a previous run's output) the arms reuse that run's diffusion models as they
+are (``--no-train --base-model``) with fixed sample and step counts (``--n``, ``--segmenter-steps``,
+``--budget`` large enough that the caps bind), so the arms differ only in the diffusion model.
+
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_adapt.py --out /tmp/bench_adapt --budget 14
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_adapt.py --out /tmp/bench_adapt2 \
+        --models-from /tmp/bench_adapt --budget 120 --n 20 --segmenter-steps 200 --sdedit-steps 10
 """
 from __future__ import annotations
 
@@ -55,6 +61,9 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=14.0, help="adapt --budget (minutes) per arm")
     ap.add_argument("--arms", nargs="+", default=["shipped", "finetune", "scratch"])
     ap.add_argument("--segmenter-steps", type=int, default=400)
+    ap.add_argument("--n", type=int, default=60, help="adapt --n")
+    ap.add_argument("--sdedit-steps", type=int, help="SDEdit reverse steps (render.steps; default the config's 50)")
+    ap.add_argument("--models-from", type=Path, help="reuse this earlier run's diffusion models, no training")
     args = ap.parse_args()
     from cellsynth.adapt import domain_decision
     from cellsynth.io import list_images, read_image
@@ -68,12 +77,16 @@ def main() -> None:
               "domain_vs_shipped": domain_decision(default_model_path(), imgs),
               "domain_vs_dsb_without_type": domain_shift(domain_record(rest), imgs), "arms": {}}
     cfg = args.out / "adapt.yaml"
-    cfg.write_text("segmenter: {batch_size: 4}\n")
+    cfg.write_text("segmenter: {batch_size: 4}\n" + (f"render: {{steps: {args.sdedit_steps}}}\n"
+                                                      if args.sdedit_steps else ""))
     for arm in args.arms:
         flag = {"shipped": ["--no-train"], "finetune": [], "scratch": ["--from-scratch"]}[arm]
+        if args.models_from is not None:
+            flag = ["--no-train", "--renderers", "diffusion"] + (
+                ["--base-model", str(args.models_from / arm / "models" / "diffusion")] if arm != "shipped" else [])
         cmd = ["python", "-m", "cellsynth", "adapt", "--images", str(d / "images"), "--masks", str(d / "masks"),
                "--out", str(args.out / arm), "--budget", str(args.budget), "--segmenter-steps",
-               str(args.segmenter_steps), "--config", str(cfg), "--threads", "1", "--device", "cpu", *flag]
+               str(args.segmenter_steps), "--n", str(args.n), "--config", str(cfg), "--threads", "1", "--device", "cpu", *flag]
         t0 = time.time()
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
         rep = json.loads((args.out / arm / "report.json").read_text())
