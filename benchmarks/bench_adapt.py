@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60, help="adapt --n")
     ap.add_argument("--sdedit-steps", type=int, help="SDEdit reverse steps (render.steps; default the config's 50)")
     ap.add_argument("--models-from", type=Path, help="reuse this earlier run's diffusion models, no training")
+    ap.add_argument("--seed", type=int, default=0, help="adapt --seed (synthetic data, segmenter)")
     args = ap.parse_args()
     from cellsynth.adapt import domain_decision
     from cellsynth.io import list_images, read_image
@@ -86,7 +87,8 @@ def main() -> None:
                 ["--base-model", str(args.models_from / arm / "models" / "diffusion")] if arm != "shipped" else [])
         cmd = ["python", "-m", "cellsynth", "adapt", "--images", str(d / "images"), "--masks", str(d / "masks"),
                "--out", str(args.out / arm), "--budget", str(args.budget), "--segmenter-steps",
-               str(args.segmenter_steps), "--n", str(args.n), "--config", str(cfg), "--threads", "1", "--device", "cpu", *flag]
+               str(args.segmenter_steps), "--n", str(args.n), "--seed", str(args.seed), "--config", str(cfg),
+               "--threads", "1", "--device", "cpu", *flag]
         t0 = time.time()
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
         rep = json.loads((args.out / arm / "report.json").read_text())

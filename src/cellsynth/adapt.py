@@ -380,11 +380,19 @@ def _stage_segmenter(s: AdaptSettings, renderer: str) -> dict:
     data = [_dataset(s, renderer)]
 
     def make_plan() -> dict:
-        k = min(5, s.segmenter_steps)
+        # two short timed runs: their difference is the time per step without reading the data
+        k1, k2 = min(2, s.segmenter_steps), min(6, s.segmenter_steps)
         t0 = time.time()
-        train_segmenter(data, None, base, steps=k, device=s.device, progress=False)
-        per = (time.time() - t0) / k  # includes reading the data: an upper bound per step
-        return {"steps": int(max(k, min(s.segmenter_steps, (budget - (time.time() - t0)) // per))),
+        train_segmenter(data, None, base, steps=k1, device=s.device, progress=False)
+        t1 = time.time()
+        per = (t1 - t0) / k1
+        if k2 > k1:
+            train_segmenter(data, None, base, steps=k2, device=s.device, progress=False)
+            t2 = time.time()
+            per = max((t2 - t1 - (t1 - t0)) / (k2 - k1), 0.25 * (t2 - t1) / k2)
+        overhead = max(t1 - t0 - k1 * per, 0.0)  # reading the data, building the network: once more to come
+        left = budget - (time.time() - t0) - overhead
+        return {"steps": int(max(k2, min(s.segmenter_steps, left // per))),
                 "seconds_per_step": round(per, 3), "budget_s": round(budget, 1)}
 
     if s.threads:
