@@ -64,8 +64,8 @@ def main(argv=None) -> int:
                           fit_images=2, choice_criterion=args.choice, segmenter_patch=[32, 32, 32],
                           segmenter_batch=2, device="cpu", progress=False)
     report = run_benchmark(s)
-    rows = {arm: {k: v for k, v in a["summary"].items() if k in ("ap50", "ap50_95", "dice", "seg", "precision50", "recall50")}
-            for arm, a in report["arms"].items()}
+    keys = ("ap50", "ap50_95", "dice", "seg", "precision50", "recall50")
+    rows = {arm: {k: v for k, v in a["summary"].items() if k in keys} for arm, a in report["arms"].items()}
     print(json.dumps({"arms": rows, "choice": report.get("renderer_choice"), "targets": report.get("targets")},
                      indent=1, default=str))
     return 0

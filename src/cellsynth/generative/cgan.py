@@ -46,6 +46,8 @@ class CGANTrainConfig(AdversarialTrainConfig):
     blocks_per_level: Annotated[int, Field(ge=1)] = 1
     strides: list[list[Annotated[int, Field(ge=1)]]] | None = None
     norm: Literal["batch", "none"] = "batch"
+    # fixed [1, 2, 1] / 4 blur after each pixel shuffle of the generator: no checkerboard (cellsynth.nn.unet.Up)
+    upsample_blur: bool = True
     d_channels: Annotated[int, Field(ge=1)] = 32
     d_layers: Annotated[int, Field(ge=1)] = 3
     d_norm: Literal["batch", "instance", "group", "none"] = "instance"
@@ -73,11 +75,12 @@ class ConditionalGAN(AdversarialModel):
     def __init__(self, spatial_dims: int = 3, channels: Sequence[int] = (16, 32, 64), blocks_per_level: int = 1,
                  strides: Sequence[Sequence[int]] | None = None, norm: str = "batch", positional: bool = True,
                  d_channels: int = 32, d_layers: int = 3, d_norm: str = "instance", gan_mode: str = "lsgan",
-                 lambda_identity: float = 5.0):
+                 lambda_identity: float = 5.0, upsample_blur: bool = False):
         super().__init__()
         extra = 1 if positional else 0
         self.positional = positional
-        self.G = UNet(spatial_dims, 1 + extra, 1, channels, blocks_per_level, strides=strides, norm=norm)
+        self.G = UNet(spatial_dims, 1 + extra, 1, channels, blocks_per_level, strides=strides, norm=norm,
+                      upsample_blur=upsample_blur)
         self.D = PatchDiscriminator(spatial_dims, 1 + extra, d_channels, d_layers, d_norm)
         self.gan_mode, self.lambda_identity = gan_mode, lambda_identity
 
@@ -150,7 +153,7 @@ def train_cgan(images: str | Path, out: str | Path, cfg: CGANTrainConfig | None 
     args = dict(spatial_dims=nd, channels=list(cfg.channels), blocks_per_level=cfg.blocks_per_level,
                 strides=cfg.strides, norm=cfg.norm, positional=cfg.positional, d_channels=cfg.d_channels,
                 d_layers=cfg.d_layers, d_norm=cfg.d_norm, gan_mode=cfg.gan_mode,
-                lambda_identity=cfg.lambda_identity)
+                lambda_identity=cfg.lambda_identity, upsample_blur=cfg.upsample_blur)
     model = build_seeded(ConditionalGAN, cfg.seed, "cGAN", patch, **args)
     check_patch_fits(model.D, 2 if cfg.positional else 1, patch, f"discriminator ({cfg.d_layers} layers)")
     meta = {"patch_size": patch, "percentiles": list(cfg.percentiles), "mask_encoding": cfg.mask_encoding,

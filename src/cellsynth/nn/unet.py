@@ -92,17 +92,45 @@ def icnr_(conv_layer: nn.Module, factor: Sequence[int]) -> None:
             conv_layer.bias.copy_(small.bias.repeat_interleave(prod, dim=0))
 
 
-class Up(nn.Module):
-    """Pixel-shuffle upsampling: conv to C·∏f channels (ICNR-initialised), then shuffle."""
+def binomial_blur(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """[1, 2, 1] / 4 along each spatial axis in ``axes`` (0 = first spatial axis), edges replicated.
 
-    def __init__(self, spatial_dims: int, cin: int, cout: int, factor: Sequence[int]):
+    Its response is zero at the Nyquist frequency: a pattern alternating every pixel (the
+    checkerboard of pixel-shuffle or transposed-conv upsampling) is removed exactly.
+
+    >>> binomial_blur(torch.tensor([[[1., -1., 1., -1., 1., -1.]]]), [0])
+    tensor([[[ 0.5000,  0.0000,  0.0000,  0.0000,  0.0000, -0.5000]]])
+    """
+    for ax in axes:
+        d = ax + 2
+        n = x.shape[d]
+        if n < 2:
+            continue
+        prev = torch.cat([x.narrow(d, 0, 1), x.narrow(d, 0, n - 1)], d)
+        nxt = torch.cat([x.narrow(d, 1, n - 1), x.narrow(d, n - 1, 1)], d)
+        x = 0.25 * prev + 0.5 * x + 0.25 * nxt
+    return x
+
+
+class Up(nn.Module):
+    """Pixel-shuffle upsampling: conv to C·∏f channels (ICNR-initialised), then shuffle.
+
+    ``blur``: a fixed [1, 2, 1] / 4 filter along each upsampled axis after the shuffle (Sugawara et al.
+    2019's fix of the checkerboard that ICNR alone does not keep away during GAN training); no weights.
+    """
+
+    def __init__(self, spatial_dims: int, cin: int, cout: int, factor: Sequence[int], blur: bool = False):
         super().__init__()
         self.factor = list(factor)
+        self.blur = blur
         self.conv = conv(spatial_dims, cin, cout * math.prod(self.factor))
         icnr_(self.conv, self.factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pixel_shuffle(self.conv(x), self.factor)
+        y = pixel_shuffle(self.conv(x), self.factor)
+        if self.blur:
+            y = binomial_blur(y, [i for i, f in enumerate(self.factor) if f > 1])
+        return y
 
 
 class UNet(nn.Module):
@@ -122,12 +150,15 @@ class UNet(nn.Module):
         3D data ``[(1, 2, 2), (2, 2, 2)]``; default 2 on every axis.
     norm : "group" (default; per-input statistics), "batch" or "none" — the last two keep
         tiled generation free of seams (:mod:`cellsynth.nn.layers`), used by the GAN generators.
+    upsample_blur : a fixed [1, 2, 1] / 4 blur after each pixel shuffle (:class:`Up`): no
+        checkerboard; adds no weights (models saved without it load and run as before).
     """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1,
                  channels: Sequence[int] = (32, 64, 128), blocks_per_level: int = 1,
                  time_embedding: bool = False, dropout: float = 0.0,
-                 strides: Sequence[Sequence[int]] | None = None, norm: str = "group"):
+                 strides: Sequence[Sequence[int]] | None = None, norm: str = "group",
+                 upsample_blur: bool = False):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -161,7 +192,7 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList()
         self.up_blocks = nn.ModuleList()
         for i in reversed(range(n_down)):
-            self.ups.append(Up(spatial_dims, channels[i + 1], channels[i], strides[i]))
+            self.ups.append(Up(spatial_dims, channels[i + 1], channels[i], strides[i], blur=upsample_blur))
             blocks = nn.ModuleList([ResBlock(spatial_dims, 2 * channels[i] if j == 0 else channels[i],
                                              channels[i], temb_dim, dropout, norm)
                                     for j in range(blocks_per_level)])
