@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # mallopt parameters (glibc malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+# nesting depth of retained_heap blocks and whether the outermost one is active
+_DEPTH, _ACTIVE = 0, False
 # glibc's defaults, restored on exit
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 
@@ -52,18 +54,29 @@ def retained_heap(enabled: bool = True) -> Iterator[bool]:
     """Within the block, freed CPU memory stays in the heap for reuse (glibc); yields whether it is active.
 
     Peak memory is unchanged (the same tensors are alive at once); what changes is that the
-    process keeps its peak between steps instead of mapping it anew each step.
+    process keeps its peak between steps instead of mapping it anew each step. Blocks nest: an
+    inner block (inference inside training) leaves the settings to the outermost one.
 
     >>> with retained_heap() as active:
     ...     isinstance(active, bool)
     True
     """
+    global _DEPTH, _ACTIVE
+    if _DEPTH:  # nested (e.g. inference inside a training step): the outer block decides
+        _DEPTH += 1
+        try:
+            yield _ACTIVE
+        finally:
+            _DEPTH -= 1
+        return
     lib = _libc() if enabled else None
     active = bool(lib is not None and set_retained(lib, True))
+    _DEPTH, _ACTIVE = 1, active
     if lib is not None and not active:
         log.debug("mallopt refused the retained-heap settings; training with glibc's defaults")
     try:
         yield active
     finally:
+        _DEPTH, _ACTIVE = 0, False
         if active:
             set_retained(lib, False)

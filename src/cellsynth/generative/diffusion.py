@@ -586,22 +586,25 @@ def reverse_process(model: DiffusionModel | Callable, x_t: torch.Tensor, t_start
     tile = list(tile) if tile is not None else list(x_t.shape[2:])
     x = x_t.to(dev, torch.float32)
     from tqdm.auto import tqdm
-    for i, k in enumerate(tqdm(ts, desc="sdedit", disable=not progress, leave=False)):
-        kt = torch.full((1,), float(k), device=dev)
 
-        def predictor(patch: torch.Tensor) -> torch.Tensor:
-            with _autocast(dev, amp):
-                return eps_fn(patch, kt.expand(patch.shape[0])).float()
+    from ..allocator import retained_heap
+    with retained_heap(torch.device(dev).type == "cpu"):  # step k reuses the memory step k-1 freed
+        for i, k in enumerate(tqdm(ts, desc="sdedit", disable=not progress, leave=False)):
+            kt = torch.full((1,), float(k), device=dev)
 
-        eps = tiling.tiled_predict(x, predictor, tile, overlap=overlap, batch_size=batch_size)
-        ab = float(co["alpha_bar"][i])
-        x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
-        if clip:
-            x0 = x0.clamp(-clip, clip)
-        x = float(co["c0"][i]) * x0 + float(co["ct"][i]) * x
-        if i < len(ts) - 1:
-            z = torch.randn(x.shape, generator=generator).to(dev)
-            x = x + math.sqrt(float(co["var"][i])) * z
+            def predictor(patch: torch.Tensor, kt=kt) -> torch.Tensor:
+                with _autocast(dev, amp):
+                    return eps_fn(patch, kt.expand(patch.shape[0])).float()
+
+            eps = tiling.tiled_predict(x, predictor, tile, overlap=overlap, batch_size=batch_size)
+            ab = float(co["alpha_bar"][i])
+            x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+            if clip:
+                x0 = x0.clamp(-clip, clip)
+            x = float(co["c0"][i]) * x0 + float(co["ct"][i]) * x
+            if i < len(ts) - 1:
+                z = torch.randn(x.shape, generator=generator).to(dev)
+                x = x + math.sqrt(float(co["var"][i])) * z
     return x
 
 

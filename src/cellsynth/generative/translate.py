@@ -108,7 +108,9 @@ def render_labels(model, labels: np.ndarray, foreground: np.ndarray | None = Non
     net = model.generate if hasattr(model, "generate") else model.G_mask2img
     t, o, c = tiling_for(model, labels.shape, tile, overlap, crop)
     dev = next(model.parameters()).device
-    y = tiling.tiled_generate(x, net, t, o, c, model.divisor, device=dev, progress=progress)
+    from ..allocator import retained_heap
+    with retained_heap(dev.type == "cpu"):  # a volume's activations: reuse freed memory, no page faults
+        y = tiling.tiled_generate(x, net, t, o, c, model.divisor, device=dev, progress=progress)
     return np.clip((y[0] + 1) / 2, 0, 1).astype(np.float32)
 
 

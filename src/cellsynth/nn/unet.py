@@ -106,9 +106,13 @@ def binomial_blur(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
         n = x.shape[d]
         if n < 2:
             continue
-        prev = torch.cat([x.narrow(d, 0, 1), x.narrow(d, 0, n - 1)], d)
-        nxt = torch.cat([x.narrow(d, 1, n - 1), x.narrow(d, n - 1, 1)], d)
-        x = 0.25 * prev + 0.5 * x + 0.25 * nxt
+        # one new tensor per axis, neighbours added in place (no shifted copies of the volume)
+        y = x * 0.5
+        y.narrow(d, 1, n - 1).add_(x.narrow(d, 0, n - 1), alpha=0.25)
+        y.narrow(d, 0, n - 1).add_(x.narrow(d, 1, n - 1), alpha=0.25)
+        y.narrow(d, 0, 1).add_(x.narrow(d, 0, 1), alpha=0.25)
+        y.narrow(d, n - 1, 1).add_(x.narrow(d, n - 1, 1), alpha=0.25)
+        x = y
     return x
 
 
