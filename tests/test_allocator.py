@@ -60,3 +60,18 @@ def test_memory_handed_back_on_exit(faults):
 def test_disabled_changes_nothing(faults):
     assert not faults["disabled_active"]
     assert faults["disabled"] > 4 * 3 * PAGES // 2
+
+
+def test_nested_blocks_leave_the_settings_to_the_outermost(monkeypatch):
+    import cellsynth.allocator as al
+    calls = []
+    monkeypatch.setattr(al, "set_retained", lambda lib, on: calls.append(on) or True)
+    with al.retained_heap() as outer:
+        with al.retained_heap() as inner:   # e.g. GAN rendering inside a training step
+            assert inner == outer
+        assert calls == [True]              # the inner exit did not restore glibc's defaults
+    assert calls == [True, False]
+    with al.retained_heap(enabled=False) as off:
+        with al.retained_heap() as inner:
+            assert off is False and inner is False  # nested in a disabled block: stays off
+    assert calls == [True, False]
