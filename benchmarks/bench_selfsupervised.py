@@ -9,7 +9,8 @@ images do not correlate with their masks). Scored: the held-back ``arabidopsis_1
 - self-supervised: ``segment train --method cyclegan`` on the training IMAGES only and scenes of
   the ``nuclei3d-celegans`` preset with the overrides below (64³ isotropic scenes, nuclei of
   radius 9-12 px as seen in the images — a prior on the nucleus size, not an annotation);
-- supervised: ``segment train --method unet`` on the same volumes' annotations;
+- supervised: ``segment train --method unet`` on the same volumes' annotations (or ``--unet-model``: one
+  trained so already, e.g. the Real2Real arm of ``bench_syn2real_3d.py``);
 - classical: Otsu + distance watershed (scale-adaptive), no training.
 
 Scores on 1136: pixel-wise Dice, precision and recall of the nucleus class (Rosa et al.'s
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
     p.add_argument("--patch", type=int, default=32, help="cubic training patch edge (px)")
     p.add_argument("--json", type=Path)
     p.add_argument("--work", type=Path, help="folder for the models (default: a temporary one)")
+    p.add_argument("--unet-model", type=Path, help="a supervised segmenter already trained on the same volumes' "
+                   "annotations (e.g. the Real2Real arm of bench_syn2real_3d.py) instead of training one here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp())
@@ -83,13 +86,17 @@ def main(argv=None) -> int:
         steps=args.steps, device="cpu", progress=False)
     res["models"]["self-supervised CycleGAN"] = {"train_wall_s": round(time.perf_counter() - t, 1)}
 
-    t = time.perf_counter()
-    cfg = SegmenterConfig(channels=[8, 16, 32], patch=patch, batch_size=2, steps=args.steps)
-    train_segmenter([data], work / "unet", cfg, device="cpu", progress=False)
-    res["models"]["supervised U-Net"] = {"train_wall_s": round(time.perf_counter() - t, 1)}
+    unet = args.unet_model
+    if unet is None:
+        t = time.perf_counter()
+        cfg = SegmenterConfig(channels=[8, 16, 32], patch=patch, batch_size=2, steps=args.steps)
+        unet = work / "unet"
+        train_segmenter([data], unet, cfg, device="cpu", progress=False)
+        res["models"]["supervised U-Net"] = {"train_wall_s": round(time.perf_counter() - t, 1)}
+    res["models"].setdefault("supervised U-Net", {})["model"] = str(unet)
 
     image, gt = read_image(DATA / "images" / TEST), read_labels(DATA / "masks" / TEST)
-    for name, model in (("self-supervised CycleGAN", ss), ("supervised U-Net", work / "unet"),
+    for name, model in (("self-supervised CycleGAN", ss), ("supervised U-Net", unet),
                         ("classical", "classical")):
         seg, _ = segmenter_function(model, device="cpu")
         out = seg(image)
