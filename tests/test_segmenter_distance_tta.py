@@ -131,3 +131,19 @@ def test_tta_is_saved_and_makes_predictions_flip_equivariant(tmp_path, rng, ndim
                                atol=1e-5)
     with pytest.raises(ConfigError, match="tta"):
         loaded.maps(img, tta=3)
+
+
+def test_cli_predict_tta_reaches_the_model(tmp_path, rng):
+    from cellsynth.cli import main
+
+    seg, data = _train(tmp_path, rng, 2, distance_weight=1.0)
+    rc = main(["segment", "predict", "--model", str(tmp_path / "m"), "--images", str(data / "images"),
+               "--out", str(tmp_path / "pred"), "--device", "cpu", "--no-progress", "--tta", "4"])
+    assert rc == 0
+    img = tifffile.imread(data / "images" / "s0.tif")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "pred" / "s0.tif"),
+                                  seg.labels_from_maps(seg.maps(img, tta=4)))
+    with pytest.raises(SystemExit):  # argparse refuses other counts
+        main(["segment", "predict", "--model", str(tmp_path / "m"), "--images", str(data / "images"),
+              "--out", str(tmp_path / "p3"), "--tta", "3"])
+    assert not (tmp_path / "p3").exists()

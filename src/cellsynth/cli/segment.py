@@ -56,6 +56,8 @@ def add_parser(subparsers) -> None:
     q.add_argument("--tile", type=int, nargs="+", metavar="N", help="U-Net inference tile (Z)YX "
                    "(default: the model's)")
     q.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
+    q.add_argument("--tta", type=int, choices=[1, 2, 4, 8], help="U-Net: average over this many YX flips / "
+                   "transpositions of each image (default: the model's)")
     q.add_argument("--sigma", type=float, help="classical: Gaussian σ in px (default: from each image's "
                    "median object radius r, max(1, 0.1 r); with --fixed-scale 1)")
     q.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
@@ -141,7 +143,7 @@ def _predict(args) -> int:
 
     written = segment_folder(args.model, args.images, args.out, progress=not args.no_progress,
                              device=args.device, tile=args.tile, overlap=args.overlap, min_size=args.min_size,
-                             sigma=args.sigma, min_distance=args.min_distance,
+                             tta=args.tta, sigma=args.sigma, min_distance=args.min_distance,
                              adaptive=not args.fixed_scale)
     print(f"segmented {len(written)} images -> {args.out}")
     return 0

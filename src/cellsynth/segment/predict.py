@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..io import check_writable, list_images, read_image, write_tiff
 
 log = logging.getLogger(__name__)
@@ -18,13 +18,15 @@ CLASSICAL = "classical"
 def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequence[int] | None = None,
                        overlap: float | None = None, min_size: int | None = None,
                        sigma: float | None = None, min_distance: float | None = None,
-                       adaptive: bool = True) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
+                       adaptive: bool = True, tta: int | None = None
+                       ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
     """``(image -> labels, spatial dims or None)`` for a segmenter folder or ``'classical'``.
 
     ``min_size`` overrides the model's post-processing; ``sigma``, ``min_distance`` and
     ``adaptive`` act only for the classical baseline (None = from each image's own object
     size, or the fixed defaults with ``adaptive=False``; see
-    :func:`cellsynth.segment.classical.classical_segment`), ``tile``/``overlap`` only for a U-Net.
+    :func:`cellsynth.segment.classical.classical_segment`), ``tile``/``overlap``/``tta`` (test-time
+    flips, None = the model's) only for a U-Net.
     """
     from .selfsupervised import cyclegan_segmenter, is_cyclegan_folder
     if str(model) != CLASSICAL and is_cyclegan_folder(model):
@@ -42,9 +44,11 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequenc
     if min_size is not None:
         seg.postprocess = seg.postprocess.model_copy(update={"min_size": min_size})
     seg.check_tile(tile, overlap)
+    if tta is not None and tta not in (1, 2, 4, 8):
+        raise ConfigError(f"tta {tta}: choose 1, 2, 4 or 8")
 
     def unet(img: np.ndarray) -> np.ndarray:
-        return seg.predict(img, tile=tile, overlap=overlap)
+        return seg.predict(img, tile=tile, overlap=overlap, tta=tta)
     return unet, seg.spatial_dims
 
 
