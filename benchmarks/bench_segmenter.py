@@ -1,19 +1,25 @@
-"""Benchmark: 3-class U-Net segmenter trained on real DSB 2018 masks vs the classical baseline.
+"""Benchmark: the U-Net segmenter trained on real DSB 2018 masks (Real2Real) vs the classical baseline.
 
-Trains ``cellsynth.segment.unet`` on ``nuclei2d-dsb2018/train`` (real images + masks),
-predicts ``nuclei2d-dsb2018/val`` and scores with StarDist-style matching
-(``cellsynth.metrics.segmentation``): accuracy tp/(tp+fp+fn) at IoU 0.5 ("AP@0.5",
-pooled over all objects and averaged per image) and the DSB score (mean over IoU
-0.5..0.95). The classical baseline (Gaussian + Otsu + distance watershed) is scored on the
-same images. Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+Trains ``cellsynth.segment.unet`` on ``nuclei2d-dsb2018/train`` (real images + masks) with the
+default :class:`SegmenterConfig` (or ``--config``), predicts ``nuclei2d-dsb2018/val`` and scores
+each image with :func:`cellsynth.metrics.compare.score_segmentation`, the scores of
+``cellsynth evaluate`` and of the Syn2Real benchmark: AP@0.5 = tp/(tp+fp+fn) at IoU 0.5 and
+AP@0.5:0.95, means over images (pooled AP@0.5 too). The classical baseline is scored on the
+same images. ``--curve 150 300 600`` trains one model per step budget (a learning curve; each
+budget its own cosine schedule). ``--holdout K`` trains on the train images minus every K-th one
+and scores on those instead of val (for choosing settings without touching val). Prints a
+Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
 
-    .venv/bin/python benchmarks/bench_segmenter.py --steps 300 --threads 2 --append
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py --curve 600 --threads 1 --append
 """
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,25 +31,45 @@ DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
 
 
 def score(gts, preds) -> dict:
-    from cellsynth.metrics.segmentation import average_precision, matching_dataset
-    pooled = matching_dataset(gts, preds, thresh=0.5)
-    per_image = matching_dataset(gts, preds, thresh=0.5, by_image=True)
-    dsb = average_precision(list(gts), list(preds), thresholds=np.arange(0.5, 1.0, 0.05))
-    return {"ap50_pooled": pooled["accuracy"], "ap50_per_image": per_image["accuracy"],
-            "f1_50": pooled["f1"], "dsb_ap": dsb["ap"], "n_true": pooled["n_true"], "n_pred": pooled["n_pred"]}
+    from cellsynth.metrics.compare import score_segmentation
+    from cellsynth.metrics.segmentation import matching_dataset
+    per = [score_segmentation(g, p) for g, p in zip(gts, preds)]
+    return {"ap50": float(np.mean([s["ap50"] for s in per])), "ap50_95": float(np.mean([s["ap50_95"] for s in per])),
+            "ap50_pooled": matching_dataset(gts, preds, thresh=0.5)["accuracy"],
+            "n_pred": int(sum(s["n_pred"] for s in per)), "n_true": int(sum(s["n_true"] for s in per))}
+
+
+def _cpu(a, b) -> float:
+    return (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
+
+
+def _split(holdout: int | None, tmp: Path):
+    """(training dataset folders, scored (name, image, mask) pairs)."""
+    from cellsynth.dataset import read_pairs
+    if not holdout:
+        return [DATA / "train"], read_pairs(DATA / "val")
+    pairs = read_pairs(DATA / "train")
+    train = tmp / "train"
+    for sub in ("images", "masks"):
+        (train / sub).mkdir(parents=True)
+    for i, (_, img, mask) in enumerate(pairs):
+        if i % holdout:
+            (train / "images" / img.name).symlink_to(img)
+            (train / "masks" / mask.name).symlink_to(mask)
+    return [train], pairs[::holdout]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--patch", type=int, default=128)
-    ap.add_argument("--channels", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-val", type=int, default=None, help="score only the first N val images")
+    ap.add_argument("--curve", type=int, nargs="+", default=[600], help="training step budgets, one model each")
+    ap.add_argument("--config", type=Path, help="SegmenterConfig YAML/JSON (default: the defaults)")
+    ap.add_argument("--set", default="{}", help="JSON of SegmenterConfig keys over the config")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--holdout", type=int, default=None, help="score on every K-th train image, not on val")
+    ap.add_argument("--max-val", type=int, default=None, help="score only the first N images")
     ap.add_argument("--model", type=Path, default=Path("/tmp/cellsynth-bench-segmenter"),
-                    help="where the trained model goes")
-    ap.add_argument("--reuse", action="store_true", help="skip training, load --model")
+                    help="where the trained models go (one subfolder per budget)")
+    ap.add_argument("--no-classical", action="store_true")
     ap.add_argument("--append", action="store_true", help="append the section to benchmarks/RESULTS.md")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -53,63 +79,64 @@ def main() -> int:
     # the code measured is the code at the start (others commit while this runs)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                          text=True).stdout.strip()
-    from cellsynth.dataset import read_pairs
+    from cellsynth.config import validate
     from cellsynth.io import read_image, read_labels
     from cellsynth.segment.classical import classical_segment
-    from cellsynth.segment.unet import SegmenterConfig, load_segmenter, train_segmenter
+    from cellsynth.segment.unet import SegmenterConfig, load_segmenter_config, train_segmenter
 
-    cfg = SegmenterConfig(channels=args.channels, batch_size=args.batch_size, steps=args.steps,
-                          patch=[args.patch, args.patch])
-    t0 = time.time()
-    if args.reuse:
-        seg = load_segmenter(args.model)
-    else:
-        seg = train_segmenter([DATA / "train"], args.model, cfg, device="cpu", progress=True)
-    t_train = time.time() - t0
-    n_train = seg.config["training"]["n_images"]
+    base = load_segmenter_config(args.config).model_dump()
+    base.update(json.loads(args.set))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train, scored = _split(args.holdout, Path(tmp))
+        scored = scored[: args.max_val]
+        images = [read_image(i) for _, i, _ in scored]
+        gts = [read_labels(m) for _, _, m in scored]
+        for steps in args.curve:
+            cfg = validate(SegmenterConfig, {**base, "steps": steps})
+            c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+            seg = train_segmenter(train, args.model / f"steps{steps}", cfg, device="cpu", progress=False)
+            c1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+            preds = [seg.predict(im) for im in images]
+            c2, t2 = resource.getrusage(resource.RUSAGE_SELF), time.time()
+            rows.append({"steps": steps, **score(gts, preds), "train_s": t1 - t0, "train_cpu": _cpu(c0, c1),
+                         "predict_s": t2 - t1, "predict_cpu": _cpu(c1, c2),
+                         "n_train": seg.config["training"]["n_images"], "loss": seg.config["training"]["final_loss"]})
+            print(json.dumps(rows[-1]), flush=True)
+        t0 = time.time()
+        cl = None if args.no_classical else score(gts, [classical_segment(im) for im in images])
+        t_cl = time.time() - t0
 
-    val = read_pairs(DATA / "val")[: args.max_val]
-    images = [read_image(i) for _, i, _ in val]
-    gts = [read_labels(m) for _, _, m in val]
-    npx = sum(im.size for im in images)
-
-    t0 = time.time()
-    preds = [seg.predict(im) for im in images]
-    t_pred = time.time() - t0
-    t0 = time.time()
-    cl = [classical_segment(im) for im in images]
-    t_cl = time.time() - t0
-    s_unet, s_cl = score(gts, preds), score(gts, cl)
-
-    load = open("/proc/loadavg").read().split()[0] if Path("/proc/loadavg").exists() else "?"
-    cmd = "benchmarks/bench_segmenter.py " + " ".join(sys.argv[1:])
-    tr = seg.config["training"]
+    load = open("/proc/loadavg").read().split()[0]
+    where = f"every {args.holdout}th train image (held out of training)" if args.holdout else "val"
+    cfg = validate(SegmenterConfig, {**base, "steps": args.curve[-1]})
+    changed = {k: v for k, v in cfg.model_dump(mode="json").items()
+               if k != "steps" and v != SegmenterConfig().model_dump(mode="json")[k]}
     lines = [
         "",
-        f"## Segmenter (3-class U-Net + seeded watershed) vs classical on nuclei2d-dsb2018 val ({rev})",
+        f"## Segmenter (U-Net + seeded watershed) Real2Real on nuclei2d-dsb2018 {where} ({rev})",
         "",
-        f"Command: `.venv/bin/python {cmd}` — machine 2-core CPU, 24 GB, {args.threads} torch threads, "
-        f"load average at the end {load} (shared machine: times are upper bounds).",
-        f"Training: {n_train} real train images/masks, U-Net channels {tr['config']['channels']}, patch "
-        f"{tr['patch']}, batch {tr['batch_size']}, {tr['steps']} steps, final loss {tr['final_loss']}"
-        + ("" if args.reuse else f", {t_train:.0f} s") + ".",
-        f"Scored on {len(val)} val images ({npx / 1e6:.1f} Mpx, {s_unet['n_true']} GT nuclei); "
-        "AP@0.5 = tp/(tp+fp+fn) at IoU 0.5 (StarDist matching), DSB = mean over IoU 0.50..0.95.",
+        f"Command: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py {' '.join(sys.argv[1:])}` — "
+        f"machine \"2-core CPU, 24 GB, shared\", {args.threads} torch thread(s), load average at the end {load} "
+        "(wall times on the shared machine are upper bounds; CPU times are the process's own).",
+        f"Training: {rows[0]['n_train']} real annotated images, SegmenterConfig defaults"
+        + (f" except {json.dumps(changed)}" if changed else "") + f"; scored on {len(scored)} images "
+        f"({rows[0]['n_true']} objects), AP = tp/(tp+fp+fn), means over images.",
         "",
-        "| method | AP@0.5 pooled | AP@0.5 per image | F1@0.5 | DSB AP | objects found | predict time |",
+        "| steps | AP@0.5 | AP@0.5:0.95 | AP@0.5 pooled | objects found | train wall / CPU | predict wall / CPU |",
         "|---|---|---|---|---|---|---|",
-        f"| U-Net 3-class | {s_unet['ap50_pooled']:.3f} | {s_unet['ap50_per_image']:.3f} | {s_unet['f1_50']:.3f} "
-        f"| {s_unet['dsb_ap']:.3f} | {s_unet['n_pred']} | {t_pred:.0f} s ({t_pred / len(val):.2f} s/img) |",
-        f"| classical (Otsu + distance watershed) | {s_cl['ap50_pooled']:.3f} | {s_cl['ap50_per_image']:.3f} "
-        f"| {s_cl['f1_50']:.3f} | {s_cl['dsb_ap']:.3f} | {s_cl['n_pred']} | {t_cl:.0f} s |",
-        "",
     ]
-    text = "\n".join(lines)
+    for r in rows:
+        lines.append(f"| {r['steps']} | {r['ap50']:.3f} | {r['ap50_95']:.3f} | {r['ap50_pooled']:.3f} | {r['n_pred']} "
+                     f"| {r['train_s']:.0f} s / {r['train_cpu']:.0f} s | {r['predict_s']:.0f} s / "
+                     f"{r['predict_cpu']:.0f} s |")
+    if cl is not None:
+        lines.append(f"| classical | {cl['ap50']:.3f} | {cl['ap50_95']:.3f} | {cl['ap50_pooled']:.3f} | {cl['n_pred']} "
+                     f"| – | {t_cl:.0f} s |")
+    text = "\n".join(lines + [""])
     print(text)
     if args.append:
-        res = REPO / "benchmarks" / "RESULTS.md"
-        # append in place (others append too); never rewrite the file
-        with open(res, "a") as f:
+        with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:  # append in place (others append too)
             f.write(text + "\n")
     return 0
 
