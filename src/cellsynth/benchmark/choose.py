@@ -17,6 +17,12 @@ by a label-free criterion computed between each renderer's synthetic images and 
   renderer's (a renderer whose segmenter agrees with the others is less likely to be the odd one
   out); higher is better; needs at least three renderers.
 
+No criterion picks the best renderer on every image set measured so far (``benchmarks/RESULTS.md``,
+"Choosing the renderer without labels"); KID is the default because it needs no trained segmenter, works
+in 2D and 3D and was right on the DSB 2018 benchmark at its default sizes. Its known failure: a renderer
+that adds realistic but unlabelled structure (haze, debris) looks closer to the real images yet trains a
+worse segmenter. The benchmark's Syn2Real-pooled arm (all renderers together) avoids the choice.
+
 All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
 ``cellsynth evaluate images``, so the numbers match that command for the same images.
 """
