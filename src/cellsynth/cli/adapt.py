@@ -6,8 +6,9 @@ from pathlib import Path
 
 HELP = """Adapt cellsynth to a folder of unannotated images within a time budget: fit the simulation,
 fine-tune the shipped diffusion model on the images (or train one from scratch), choose the renderer whose
-samples look most like the images (no labels), generate synthetic image/mask pairs, train a segmenter on them and segment the images. Writes PROJECT/config.yaml,
-PROJECT/models/{diffusion,segmenter}, PROJECT/dataset, PROJECT/predictions and PROJECT/report.{json,md}
+samples look most like the images (no labels), generate synthetic image/mask pairs, train a segmenter on them
+and segment the images. Writes PROJECT/config.yaml, PROJECT/models/{diffusion,segmenter}, PROJECT/dataset,
+PROJECT/predictions and PROJECT/report.{json,md}
 (scored against --masks when given). Budget: 50% diffusion training, 25% generation, 25% segmenter.
 Rerun the same command to resume where it stopped."""
 
