@@ -10,19 +10,20 @@ on a split (``val`` for the reported figure; the adaptive factors were chosen on
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchutil import commit
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
 
 
 def main() -> None:
-    from cellsynth.benchmark.syn2real import score_image
     from cellsynth.io import read_image, read_labels
+    from cellsynth.metrics.compare import score_segmentation as score_image
     from cellsynth.segment.classical import classical_segment
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,8 +36,8 @@ def main() -> None:
         images = images[::max(1, len(images) // args.n)][:args.n]
     variants = {"fixed (σ 1, seed spacing 4 px, min 15 px)": dict(adaptive=False),
                 "scale-adaptive (σ max(1, 0.1 r), spacing 0.8 r, min 0.1 A)": dict(adaptive=True)}
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    print(f"{len(images)} {args.split} images; commit {head.stdout.strip()}\n")
+    head = commit()
+    print(f"{len(images)} {args.split} images; commit {head}\n")
     print("| classical variant | AP@0.5 (mean/image) | AP@0.5:0.95 | precision@0.5 | recall@0.5 "
           "| objects found / true | s |")
     print("|---|---|---|---|---|---|---|")

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchutil import emit
 from cellsynth.config import load_config
 from cellsynth.generative import diffusion as D
 from cellsynth.generative.translate import load_translator, render_labels
@@ -180,11 +181,7 @@ def main(argv=None) -> int:
         res["speed"] = speed(model)
     if "train" not in args.skip:
         res["train"] = train_throughput()
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
-    return 0
+    return emit(res, args.json)
 
 
 if __name__ == "__main__":

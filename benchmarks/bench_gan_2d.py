@@ -20,7 +20,6 @@ CycleGAN ResNet 8 channels / 3 blocks, PatchGAN 8 channels, 128² patches × 2, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchutil import emit
 from cellsynth.config import load_config
 from cellsynth.generative.cgan import CGANTrainConfig, train_cgan
 from cellsynth.generative.cyclegan import CycleGANTrainConfig, train_cyclegan
@@ -138,11 +138,7 @@ def main(argv=None) -> int:
         res["rows"][name]["render_wall_s"] = round(time.perf_counter() - t, 1)
     res["rows"]["real images"] = {"checkerboard": round(float(np.mean([checkerboard_index(_unit(i))
                                                                          for _, i, _ in test])), 4)}
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
-    return 0
+    return emit(res, args.json)
 
 
 if __name__ == "__main__":

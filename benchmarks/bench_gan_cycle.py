@@ -12,7 +12,6 @@ between the mask's boundaries and the image's brightest pixels (as many as there
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from benchutil import emit
 from cellsynth.generative.cyclegan import CycleGANTrainConfig, train_cyclegan
 from cellsynth.generative.translate import load_translator, render_labels
 from cellsynth.io import read_image, read_labels, write_tiff
@@ -64,11 +64,7 @@ def main(argv=None) -> int:
         res[weighting] = {"zncc_vs_boundaries": round(float(np.mean(z)), 4),
                           "boundary_f1_2px": round(float(np.mean(f1)), 4),
                           "train_s": round(time.perf_counter() - t, 1), "steps": args.steps}
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
-    return 0
+    return emit(res, args.json)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ and the touching fraction; the same on every real mask of a split (default DSB 2
 from __future__ import annotations
 
 import argparse
-import subprocess
 from pathlib import Path
 
 import numpy as np
+
+from benchutil import commit
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
@@ -57,8 +58,8 @@ def main() -> None:
         cfg = load_config(args.preset, path)
         sims = [per_image(simulate_scene(cfg.scene, np.random.default_rng(i)).labels) for i in range(args.n)]
         rows[name] = sims
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    print(f"{len(real)} real masks ({args.masks}); {args.n} scenes per config; commit {head.stdout.strip()}\n")
+    head = commit()
+    print(f"{len(real)} real masks ({args.masks}); {args.n} scenes per config; commit {head}\n")
     print("| config | " + " | ".join(f"KS {s}" for s in STATS) + " | mean KS |")
     print("|---|" + "---|" * (len(STATS) + 1))
     for name, sims in rows.items():

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchutil import commit
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
@@ -77,8 +78,7 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     # the code measured is the code at the start (others commit while this runs)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                         text=True).stdout.strip()
+    rev = commit()
     from cellsynth.config import validate
     from cellsynth.io import read_image, read_labels
     from cellsynth.segment.classical import classical_segment

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from benchutil import commit
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nuclei3d-gonuclear" / "all"
@@ -40,8 +41,7 @@ def main() -> int:
         print(f"skipped: {DATA} not present", file=sys.stderr)
         return 0
     torch.set_num_threads(args.threads)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                         text=True).stdout.strip()
+    rev = commit()
     import tempfile
 
     import cellsynth.segment.unet as unet

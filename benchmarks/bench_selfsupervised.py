@@ -21,7 +21,6 @@ hundred steps per model (``--steps``), one thread.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchutil import emit
 from cellsynth.io import read_image, read_labels
 from cellsynth.metrics.compare import score_segmentation
 from cellsynth.metrics.segmentation import class_scores
@@ -102,11 +102,7 @@ def main(argv=None) -> int:
         out = seg(image)
         labels = out[0] if isinstance(out, tuple) else out
         res["models"].setdefault(name, {}).update(_scores(gt, np.asarray(labels)))
-    text = json.dumps(res, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text)
-    return 0
+    return emit(res, args.json)
 
 
 if __name__ == "__main__":
