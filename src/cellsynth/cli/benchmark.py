@@ -15,10 +15,12 @@ def add_parser(sub) -> None:
         "syn2real", help="train segmenters on real / synthetic / mixed data and score them on a real test set",
         description="Fit the simulation to the unannotated training images (unless --config), generate N "
                     "synthetic samples per renderer, train one segmenter per arm (Real2Real with "
-                    "--train-masks, Syn2Real per renderer, Mix2Real = real + best renderer) plus the "
-                    "classical baseline, and score all on --test: AP@0.5, AP@0.5:0.95, Dice, SEG per image, "
-                    "Wilcoxon rank-sum tests between arms, and image metrics of each renderer vs the real "
-                    "images. Writes REPORT/report.html (self-contained) and REPORT/report.json.")
+                    "--train-masks, Syn2Real per renderer, Syn2Real-pooled = all renderers' data, Mix2Real = "
+                    "real + the renderer best on a validation split) plus the classical baseline, and score all "
+                    "on --test: AP@0.5, AP@0.5:0.95, Dice, SEG per image, Wilcoxon rank-sum tests between arms, "
+                    "image metrics of each renderer vs the real images, and the renderer a label-free criterion "
+                    "(--choice) picks from the unannotated training images, with its gap to the best arm by "
+                    "test labels. Writes REPORT/report.html (self-contained) and REPORT/report.json.")
     s.add_argument("--train-images", required=True, metavar="DIR",
                    help="real training images (used unannotated: fitting, diffusion training)")
     s.add_argument("--train-masks", metavar="DIR",
