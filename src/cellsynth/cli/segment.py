@@ -58,6 +58,8 @@ def add_parser(subparsers) -> None:
     q.add_argument("--overlap", type=float, help="tile overlap fraction (default: the model's)")
     q.add_argument("--tta", type=int, choices=[1, 2, 4, 8], help="U-Net: average over this many YX flips / "
                    "transpositions of each image (default: the model's)")
+    q.add_argument("--diameter", type=float, help="U-Net trained with rescale: the median object diameter in px "
+                   "of the images (default: estimated for each image without labels)")
     q.add_argument("--sigma", type=float, help="classical: Gaussian σ in px (default: from each image's "
                    "median object radius r, max(1, 0.1 r); with --fixed-scale 1)")
     q.add_argument("--min-size", type=int, help="remove objects smaller than this many pixels "
@@ -143,7 +145,7 @@ def _predict(args) -> int:
 
     written = segment_folder(args.model, args.images, args.out, progress=not args.no_progress,
                              device=args.device, tile=args.tile, overlap=args.overlap, min_size=args.min_size,
-                             tta=args.tta, sigma=args.sigma, min_distance=args.min_distance,
-                             adaptive=not args.fixed_scale)
+                             tta=args.tta, diameter=args.diameter, sigma=args.sigma,
+                             min_distance=args.min_distance, adaptive=not args.fixed_scale)
     print(f"segmented {len(written)} images -> {args.out}")
     return 0

@@ -116,7 +116,8 @@ def export_bioimageio(model: str | Path, out: str | Path, test_image: str | Path
     files = {"weights.pt": buf.getvalue(), "test_input.npy": _npy(x), "test_output.npy": _npy(y),
              "cellsynth_config.json": json.dumps(seg.config, indent=2, default=str).encode()}
     pp = seg.config["postprocess"]
-    files["README.md"] = _readme(name or Path(model).name, nd, lo_p, hi_p, pp).encode()
+    rs = seg.config["inference"].get("rescale")
+    files["README.md"] = _readme(name or Path(model).name, nd, lo_p, hi_p, pp, rs).encode()
 
     space_in = [{"type": "space", "id": a, "size": {"min": d, "step": d}} for a, d in zip(axes_ids, div)]
     space_out = [{"type": "space", "id": a, "size": {"tensor_id": "raw", "axis_id": a}} for a in axes_ids]
@@ -145,7 +146,7 @@ def export_bioimageio(model: str | Path, out: str | Path, test_image: str | Path
         }],
         "weights": {"torchscript": {"source": "weights.pt", "sha256": _sha256(files["weights.pt"]),
                                     "pytorch_version": torch.__version__.split("+")[0]}},
-        "config": {"cellsynth": {"version": __version__, "postprocess": pp}},
+        "config": {"cellsynth": {"version": __version__, "postprocess": pp, "rescale": rs}},
     }
     files["rdf.yaml"] = yaml.safe_dump(rdf, sort_keys=False).encode()
     with atomic_path(out) as tmp:
@@ -155,7 +156,11 @@ def export_bioimageio(model: str | Path, out: str | Path, test_image: str | Path
     return out
 
 
-def _readme(name: str, nd: int, lo: float, hi: float, pp: dict) -> str:
+def _readme(name: str, nd: int, lo: float, hi: float, pp: dict, rs: dict | None = None) -> str:
+    rescale = "" if rs is None else (
+        f"\n\n## Scale\nThe model was trained on images resized so that their median object diameter is "
+        f"{rs['target_diameter']} px; resize each image by {rs['target_diameter']} / (its median object diameter), "
+        f"within {list(rs['limits'])}, before the model, and the probabilities back before the watershed.")
     return f"""# {name}
 
 A {nd}D U-Net trained with cellsynth to predict, per pixel, the
@@ -171,7 +176,7 @@ connected components of P(interior) > {pp.get('seed_threshold')} with at least {
 pixels; they are flooded ({pp.get('flood')}) inside the foreground 1 − P(background) >
 {pp.get('foreground_threshold')}; objects under {pp.get('min_size')} pixels are removed. With cellsynth:
 `cellsynth segment predict --model FOLDER ...` (the original model folder, config in
-`cellsynth_config.json`).
+`cellsynth_config.json`).{rescale}
 
 Licence: BSD-3-Clause.
 """

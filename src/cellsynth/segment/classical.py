@@ -79,15 +79,65 @@ def object_scale(foreground: np.ndarray, spacing: Sequence[float] | None = None,
     """
     fg = np.asarray(foreground, bool)
     cc, n = ndi.label(fg)
-    if n == 0:
+    return _median_scale(np.bincount(cc.ravel())[1:], fg.ndim, spacing, min_voxels) if n else None
+
+
+def labels_scale(labels: np.ndarray, spacing: Sequence[float] | None = None,
+                 min_voxels: int = 4) -> tuple[float, float] | None:
+    """Median object size of an instance label image: (radius r, area/volume A), as :func:`object_scale`
+    but per labelled object (touching objects count apart). None when there is no object.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((40, 40), np.uint16); lab[5:15, 5:15] = 1; lab[5:15, 15:25] = 2
+    >>> r, a = labels_scale(lab)
+    >>> round(a), round(r, 2)
+    (100, 5.64)
+    """
+    lab = np.asarray(labels)
+    if lab.max() <= 0:
         return None
-    sizes = np.bincount(cc.ravel())[1:]
+    _, sizes = np.unique(lab[lab > 0], return_counts=True)
+    return _median_scale(sizes, lab.ndim, spacing, min_voxels)
+
+
+def _median_scale(sizes: np.ndarray, ndim: int, spacing: Sequence[float] | None,
+                  min_voxels: int) -> tuple[float, float] | None:
+    """(equivalent radius, area/volume) of the median of object ``sizes`` (voxel counts) >= ``min_voxels``."""
     sizes = sizes[sizes >= min_voxels]
     if sizes.size == 0:
         return None
-    a = float(np.median(sizes)) * float(np.prod(_rel_spacing(spacing, fg.ndim)))
-    r = (a / np.pi) ** 0.5 if fg.ndim == 2 else (3.0 * a / (4.0 * np.pi)) ** (1.0 / 3.0)
+    a = float(np.median(sizes)) * float(np.prod(_rel_spacing(spacing, ndim)))
+    r = (a / np.pi) ** 0.5 if ndim == 2 else (3.0 * a / (4.0 * np.pi)) ** (1.0 / 3.0)
     return r, a
+
+
+def image_object_scale(image: np.ndarray, spacing: Sequence[float] | None = None, dark_objects: bool = False,
+                       threshold: float | None = None) -> tuple[float, float] | None:
+    """Label-free median object size of a 2D/3D image: (radius r, area/volume A), or None.
+
+    :func:`object_scale` of the image's σ = 1 (px of the finest axis) Otsu foreground (or of
+    smoothed image > ``threshold``), holes filled in 2D: the estimate the scale-adaptive
+    :func:`classical_segment` derives its parameters from, and the scale a segmenter trained with
+    ``target_diameter`` rescales an image by. None for a constant image or one without objects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skimage.draw import disk
+    >>> img = np.zeros((64, 64), np.float32)
+    >>> for c in [(16, 16), (16, 40), (45, 45)]:
+    ...     img[disk(c, 6, shape=img.shape)] = 1.0
+    >>> r, a = image_object_scale(img)
+    >>> round(2 * r)
+    12
+    """
+    x = np.asarray(image, dtype=np.float32)
+    if dark_objects:
+        x = -x
+    fg = _foreground(x, FIXED_SIGMA / _rel_spacing(spacing, x.ndim), threshold)
+    return object_scale(fg, spacing) if fg is not None else None
 
 
 def classical_segment(image: np.ndarray, sigma: float | None = None, min_size: int | None = None,
@@ -139,8 +189,7 @@ def classical_segment(image: np.ndarray, sigma: float | None = None, min_size: i
         x = -x
     empty = np.zeros(img.shape, np.uint16)
     if adaptive and (sigma is None or min_size is None or min_distance is None):
-        fg0 = _foreground(x, FIXED_SIGMA / rel, threshold)
-        scale = object_scale(fg0, spacing) if fg0 is not None else None
+        scale = image_object_scale(x, spacing, threshold=threshold)
         if scale is None:
             return empty
         r, area = scale

@@ -18,7 +18,7 @@ CLASSICAL = "classical"
 def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequence[int] | None = None,
                        overlap: float | None = None, min_size: int | None = None,
                        sigma: float | None = None, min_distance: float | None = None,
-                       adaptive: bool = True, tta: int | None = None
+                       adaptive: bool = True, tta: int | None = None, diameter: float | None = None
                        ) -> tuple[Callable[[np.ndarray], np.ndarray], int | None]:
     """``(image -> labels, spatial dims or None)`` for a segmenter folder or ``'classical'``.
 
@@ -26,9 +26,12 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequenc
     ``adaptive`` act only for the classical baseline (None = from each image's own object
     size, or the fixed defaults with ``adaptive=False``; see
     :func:`cellsynth.segment.classical.classical_segment`), ``tile``/``overlap``/``tta`` (test-time
-    flips, None = the model's) only for a U-Net.
+    flips, None = the model's) and ``diameter`` (the images' median object diameter in px, None = estimated
+    per image) only for a U-Net; ``diameter`` only for one trained with ``rescale``.
     """
     from .selfsupervised import cyclegan_segmenter, is_cyclegan_folder
+    if diameter is not None and (str(model) == CLASSICAL or is_cyclegan_folder(model)):
+        raise ConfigError("--diameter acts only for a U-Net segmenter trained with rescale")
     if str(model) != CLASSICAL and is_cyclegan_folder(model):
         return cyclegan_segmenter(model, device=device, tile=tile, min_size=min_size)
     if str(model) == CLASSICAL:
@@ -46,9 +49,13 @@ def segmenter_function(model: str | Path, *, device: str = "auto", tile: Sequenc
     seg.check_tile(tile, overlap)
     if tta is not None and tta not in (1, 2, 4, 8):
         raise ConfigError(f"tta {tta}: choose 1, 2, 4 or 8")
+    if diameter is not None:
+        if seg.rescale is None:
+            raise ConfigError(f"--diameter: the segmenter '{model}' was trained at native scale (no rescale)")
+        seg.scale_factor(None, diameter)  # refuses a bad diameter before any work
 
     def unet(img: np.ndarray) -> np.ndarray:
-        return seg.predict(img, tile=tile, overlap=overlap, tta=tta)
+        return seg.predict(img, tile=tile, overlap=overlap, tta=tta, diameter=diameter)
     return unet, seg.spatial_dims
 
 

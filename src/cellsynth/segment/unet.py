@@ -22,10 +22,14 @@ between touching objects, + soft Dice (+ the distance head's L1), Adam with opti
 cosine decay and a fixed step budget. Images are normalised per image to their (1, 99.8) percentiles;
 the percentiles are saved with the model. Prediction of any size is tiled with MONAI's
 ``sliding_window_inference`` (overlap, Gaussian blending), optionally averaged over ``tta`` flips /
-transpositions of the image. A model directory holds ``config.json`` and ``weights.safetensors``.
+transpositions of the image. With ``rescale`` (:mod:`.rescale`, after Stringer et al. 2021) every image is
+resized so that its median object diameter becomes one target, at training (from its masks) and at
+prediction (a label-free estimate), and the maps are resized back to the image before the watershed.
+A model directory holds ``config.json`` and ``weights.safetensors``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -58,6 +62,9 @@ from ..nn.unet import UNet
 from ..simulate import encode
 from .augment import AugmentConfig, augment_pair
 from .classical import finish_labels
+from .rescale import RescaleConfig, image_diameter, rescale_pair, resize, scale_factor, scaled_shape
+
+log = logging.getLogger(__name__)
 
 FORMAT = "cellsynth-segmenter"
 FORMAT_VERSION = 1
@@ -134,6 +141,10 @@ class SegmenterConfig(Strict):
     # test-time augmentation: average the predicted maps over this many YX flips / transpositions
     # (1 = none, 2 = + X flip, 4 = all flips, 8 = all flips of the image and of its transpose)
     tta: Literal[1, 2, 4, 8] = 1
+    # scale normalisation (Stringer et al. 2021, :mod:`.rescale`): train and predict with every image resized
+    # so that its median object diameter (masks at training, a label-free estimate at prediction) becomes
+    # rescale.target_diameter; the maps are resized back before the watershed. None = native scale
+    rescale: RescaleConfig | None = None
     seed: int = 0
 
     _r = field_validator("percentiles")(ordered_range)
@@ -362,6 +373,9 @@ class Segmenter:
         self.sw_batch_size = int(inf["sw_batch_size"])
         self.tta = int(inf.get("tta", 1))  # folders written before test-time augmentation existed: none
         self.has_distance = int(config["unet"]["out_channels"]) == 4
+        # folders written before scale normalisation existed: native scale
+        rs = inf.get("rescale")
+        self.rescale = validate(RescaleConfig, rs, prefix="inference.rescale.") if rs is not None else None
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -382,16 +396,31 @@ class Segmenter:
             raise ConfigError(f"overlap {overlap}: must be in [0, 1)")
         return tile
 
+    def scale_factor(self, image: np.ndarray, diameter: float | None = None) -> float:
+        """The factor :meth:`maps` resizes ``image`` by: 1 for a model trained at native scale, else
+        ``target_diameter`` / (``diameter``, or the image's label-free median object diameter
+        :func:`cellsynth.segment.rescale.image_diameter`), clipped to the model's limits
+        (1 when no object is found: nothing to scale by)."""
+        if self.rescale is None:
+            return 1.0
+        if diameter is None:
+            diameter = image_diameter(image)
+        elif not (np.isfinite(diameter) and diameter > 0):
+            raise ConfigError(f"diameter {diameter}: must be a positive number of pixels")
+        return scale_factor(diameter, self.rescale)
+
     @torch.inference_mode()
     def maps(self, image: np.ndarray, tile: Sequence[int] | None = None, overlap: float | None = None,
-             tta: int | None = None) -> np.ndarray:
+             tta: int | None = None, diameter: float | None = None) -> np.ndarray:
         """(C, *shape) float32 maps of one image: the probabilities of background, boundary, interior,
         and (C = 4, models with a distance head) the normalised distance to the object border.
 
         Any size: tiles of ``tile`` (default: the saved inference tile) with ``overlap``,
         blended with Gaussian weights (MONAI ``sliding_window_inference``); images smaller
         than a tile are padded. ``tta`` (default: the saved one) averages the maps over that many
-        YX flips / transpositions of the image (:data:`TTA_TRANSFORMS`).
+        YX flips / transpositions of the image (:data:`TTA_TRANSFORMS`). A model trained with
+        ``rescale`` sees the image resized by :meth:`scale_factor` (``diameter``: the median object
+        diameter in pixels if known, None = estimated); its maps are resized back to the image's shape.
         """
         from monai.inferers import sliding_window_inference
 
@@ -401,7 +430,9 @@ class Segmenter:
         if tta not in (1, 2, 4, 8):
             raise ConfigError(f"tta {tta}: choose 1, 2, 4 or 8")
         div = self.net.divisor
-        x = torch.from_numpy(normalize_percentile(image, *self.percentiles))[None, None].to(self.device)
+        shape = scaled_shape(image.shape, self.scale_factor(image, diameter))
+        scaled = resize(image, shape)
+        x = torch.from_numpy(normalize_percentile(scaled, *self.percentiles))[None, None].to(self.device)
         net = self.net
 
         def predictor(batch: torch.Tensor) -> torch.Tensor:
@@ -419,17 +450,18 @@ class Segmenter:
                                          padding_mode="constant", cval=0.0)
             p = _yx_transform(p, transpose, flips, inverse=True)
             acc = p if acc is None else acc + p
-        return (acc[0] / tta).float().cpu().numpy()
+        return resize((acc[0] / tta).float().cpu().numpy(), image.shape)
 
     def probabilities(self, image: np.ndarray, tile: Sequence[int] | None = None,
-                      overlap: float | None = None, tta: int | None = None) -> np.ndarray:
+                      overlap: float | None = None, tta: int | None = None,
+                      diameter: float | None = None) -> np.ndarray:
         """(3, *shape) float32 probabilities of background, boundary, interior for one image (:meth:`maps`)."""
-        return self.maps(image, tile, overlap, tta)[:3]
+        return self.maps(image, tile, overlap, tta, diameter)[:3]
 
     def predict(self, image: np.ndarray, return_probabilities: bool = False, **kw):
         """Instance labels (uint16; uint32 beyond 65535 objects) of one 2D/3D image.
 
-        ``kw``: ``tile``, ``overlap``, ``tta`` of :meth:`maps`. With ``return_probabilities`` also the maps.
+        ``kw``: ``tile``, ``overlap``, ``tta``, ``diameter`` of :meth:`maps`. With ``return_probabilities`` also the maps.
         """
         maps = self.maps(image, **kw)
         labels = self.labels_from_maps(maps)
@@ -489,6 +521,8 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
         if unet["out_channels"] == 3 and "distance_head" in (pp.seeds, pp.flood):
             raise ValueError("postprocess uses 'distance_head' but the network has no distance output")
         [int(t) for t in cfg["inference"]["tile"]]
+        if cfg["inference"].get("rescale") is not None:
+            validate(RescaleConfig, cfg["inference"]["rescale"], prefix="inference.rescale.")
         lo, hi = cfg["normalisation"]["percentiles"]
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise config_error(what, e) from None
@@ -542,6 +576,13 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
         check_writable(out, "model folder")
 
     pairs = read_training_pairs(datasets)
+    factors = None
+    if cfg.rescale is not None:  # each pair by its masks' median diameter (synthetic and real alike)
+        pairs = [(name, *rescale_pair(img, mask, cfg.rescale)) for name, img, mask in pairs]
+        factors = [f for *_, f in pairs]
+        pairs = [(name, img, mask) for name, img, mask, _ in pairs]
+        log.info("rescaled %d training images to median object diameter %g (factors %.2f-%.2f)", len(pairs),
+                 cfg.rescale.target_diameter, min(factors), max(factors))
     data = [describe_training_data([p for _, i, m in read_pairs(d) for p in (i, m)], d) for d in datasets]
     ndim = pairs[0][1].ndim
     patch = list(cfg.patch) if cfg.patch is not None else default_patch(ndim)
@@ -620,11 +661,14 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
         "normalisation": {"method": "percentile", "percentiles": list(cfg.percentiles)},
         "postprocess": cfg.postprocess.model_dump(),
         "inference": {"tile": tile, "overlap": cfg.overlap, "sw_batch_size": cfg.sw_batch_size, "mode": "gaussian",
-                      "tta": cfg.tta},
+                      "tta": cfg.tta, "rescale": cfg.rescale.model_dump() if cfg.rescale is not None else None},
         "training": {"datasets": data, "n_images": len(images), "patch": patch, "processes": ddp.world_size(),
                      "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr, "class_weights": weights,
                      "dice_weight": cfg.dice_weight, "touching_weight": cfg.touching_weight,
                      "distance_weight": cfg.distance_weight, "warmup_steps": cfg.warmup_steps, "seed": cfg.seed,
+                     "rescale_factors": None if factors is None else
+                     [round(float(np.min(factors)), 3), round(float(np.median(factors)), 3),
+                      round(float(np.max(factors)), 3)],
                      "device": str(dev),
                      "seconds": round(time.time() - t0, 1), "final_loss": curve[-1][1] if curve else None,
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
