@@ -6,9 +6,10 @@ each image with :func:`cellsynth.metrics.compare.score_segmentation`, the scores
 ``cellsynth evaluate`` and of the Syn2Real benchmark: AP@0.5 = tp/(tp+fp+fn) at IoU 0.5 and
 AP@0.5:0.95, means over images (pooled AP@0.5 too). The classical baseline is scored on the
 same images. ``--curve 150 300 600`` trains one model per step budget (a learning curve; each
-budget its own cosine schedule). ``--holdout K`` trains on the train images minus every K-th one
-and scores on those instead of val (for choosing settings without touching val). Prints a
-Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+budget its own cosine schedule). ``--per-image FILE`` writes each scored image's scores with its
+masks' median object diameter and the label-free estimate (JSON lines). ``--holdout K`` trains on
+the train images minus every K-th one and scores on those instead of val (for choosing settings
+without touching val). Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py --curve 600 --threads 1 --append
 """
@@ -31,10 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nuclei2d-dsb2018"
 
 
-def score(gts, preds) -> dict:
+def score(gts, preds, per_image: list | None = None) -> dict:
     from cellsynth.metrics.compare import score_segmentation
     from cellsynth.metrics.segmentation import matching_dataset
     per = [score_segmentation(g, p) for g, p in zip(gts, preds)]
+    if per_image is not None:
+        per_image.extend(per)
     return {"ap50": float(np.mean([s["ap50"] for s in per])), "ap50_95": float(np.mean([s["ap50_95"] for s in per])),
             "ap50_pooled": matching_dataset(gts, preds, thresh=0.5)["accuracy"],
             "n_pred": int(sum(s["n_pred"] for s in per)), "n_true": int(sum(s["n_true"] for s in per))}
@@ -71,6 +74,8 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=Path("/tmp/cellsynth-bench-segmenter"),
                     help="where the trained models go (one subfolder per budget)")
     ap.add_argument("--no-classical", action="store_true")
+    ap.add_argument("--per-image", type=Path, metavar="JSONL", help="write one line per model and scored image: "
+                    "name, its masks' median object diameter, the label-free estimate, the scores")
     ap.add_argument("--append", action="store_true", help="append the section to benchmarks/RESULTS.md")
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -82,6 +87,7 @@ def main() -> int:
     from cellsynth.config import validate
     from cellsynth.io import read_image, read_labels
     from cellsynth.segment.classical import classical_segment
+    from cellsynth.segment.rescale import image_diameter, labels_diameter
     from cellsynth.segment.unet import SegmenterConfig, load_segmenter_config, train_segmenter
 
     base = load_segmenter_config(args.config).model_dump()
@@ -99,10 +105,17 @@ def main() -> int:
             c1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.time()
             preds = [seg.predict(im) for im in images]
             c2, t2 = resource.getrusage(resource.RUSAGE_SELF), time.time()
-            rows.append({"steps": steps, **score(gts, preds), "train_s": t1 - t0, "train_cpu": _cpu(c0, c1),
+            per: list = []
+            rows.append({"steps": steps, **score(gts, preds, per), "train_s": t1 - t0, "train_cpu": _cpu(c0, c1),
                          "predict_s": t2 - t1, "predict_cpu": _cpu(c1, c2),
                          "n_train": seg.config["training"]["n_images"], "loss": seg.config["training"]["final_loss"]})
             print(json.dumps(rows[-1]), flush=True)
+            if args.per_image:
+                with open(args.per_image, "a") as f:
+                    for (name, _, _), im, g, s in zip(scored, images, gts, per):
+                        f.write(json.dumps({"steps": steps, "name": name, "diameter": labels_diameter(g),
+                                            "diameter_estimate": image_diameter(im),
+                                            **{k: v for k, v in s.items() if isinstance(v, (int, float))}}) + "\n")
         t0 = time.time()
         cl = None if args.no_classical else score(gts, [classical_segment(im) for im in images])
         t_cl = time.time() - t0

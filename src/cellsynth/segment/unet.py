@@ -461,7 +461,8 @@ class Segmenter:
     def predict(self, image: np.ndarray, return_probabilities: bool = False, **kw):
         """Instance labels (uint16; uint32 beyond 65535 objects) of one 2D/3D image.
 
-        ``kw``: ``tile``, ``overlap``, ``tta``, ``diameter`` of :meth:`maps`. With ``return_probabilities`` also the maps.
+        ``kw``: ``tile``, ``overlap``, ``tta``, ``diameter`` of :meth:`maps`. With ``return_probabilities``
+        also the maps.
         """
         maps = self.maps(image, **kw)
         labels = self.labels_from_maps(maps)
