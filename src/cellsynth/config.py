@@ -217,7 +217,9 @@ class SceneCondition(Strict):
     ``placement.min_distance``; ``touching`` (fraction of objects in contact with another) ->
     ``placement.touching``, with ``contact_distance`` = 1.8 × the geometric-mean radius;
     ``intensity`` / ``background`` (robust 0–1 scale) -> the sketch renderer's;
-    ``photons`` / ``background_photons`` -> the physics renderer's.
+    ``photons`` / ``background_photons`` -> the physics renderer's; the measured effect
+    strengths ``illumination``, ``background_texture``, ``brightness_sd``, ``texture`` (written
+    when ``render.physics.fit_effects``; :mod:`cellsynth.fit_effects`) -> the physics renderer's.
     """
 
     density: PosFloat
@@ -228,6 +230,10 @@ class SceneCondition(Strict):
     background: Fraction | None = None
     photons: tuple[NonNegFloat, NonNegFloat] | None = None
     background_photons: NonNegFloat | None = None
+    illumination: Fraction | None = None
+    background_texture: NonNegFloat | None = None
+    brightness_sd: NonNegFloat | None = None
+    texture: NonNegFloat | None = None
 
     @field_validator("radius")
     @classmethod
@@ -373,6 +379,10 @@ class PhysicsConfig(Strict):
     # field of correlation length background_scale_um (µm)
     background_texture: NonNegFloat = 0.0
     background_scale_um: PosFloat = 10.0
+    # `cellsynth fit` measures illumination, background_texture, brightness_sd and texture per image
+    # (cellsynth.fit_effects, with this PSF and these correlation lengths) and, when true, writes
+    # them into the per-image records (scene.conditions) that then drive this renderer
+    fit_effects: bool = False
 
     _r = field_validator("photons", "haze_defocus_um", "debris_radius_um", "debris_brightness")(ordered_range)
 

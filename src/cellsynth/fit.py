@@ -160,6 +160,9 @@ def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
     keep = idx[counts >= 16]
     mean_adu = list(ndi.mean(raw, lab_in, keep)) if keep.size else []
     var_adu = list(ndi.mean(hp2, lab_in, keep)) if keep.size else []
+    # where each of those objects sits (the illumination field is divided out of its brightness)
+    res["centroid"] = (np.asarray(ndi.center_of_mass(np.ones_like(raw), lab_in, keep), float).reshape(-1, raw.ndim)
+                       if keep.size else np.zeros((0, raw.ndim)))
     if bg.sum() >= 16:
         res["bg_adu"] = float(raw[bg].mean())
         res["bg_var"] = float(np.median(hp2[bg]) / 0.4549)  # median of σ²χ²₁ is 0.4549 σ²
@@ -168,6 +171,65 @@ def _intensity_stats(labels: np.ndarray, image: np.ndarray, props) -> dict:
     res["mean_adu"] = np.asarray(mean_adu, float)
     res["var_adu"] = np.asarray(var_adu, float)
     return res
+
+
+def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacing: Sequence[float],
+                 qe: float = 0.8, read_noise_e: float = 2.0) -> dict:
+    """One image's widefield effect strengths in the physics renderer's units (:mod:`cellsynth.fit_effects`).
+
+    ``p``: the image's :func:`object_stats`; ``physics``: the
+    :class:`~cellsynth.config.PhysicsConfig` whose PSF and correlation lengths the measurement
+    assumes; ``spacing``: the voxel size (µm, (Z)YX). The chromatin texture and the camera offset
+    (for the background's relative amplitudes) come from a photon transfer fitted jointly with
+    the texture (:func:`~cellsynth.fit_effects.texture_transfer`). Keys (None where the image
+    does not allow the estimate): ``illumination``, ``illumination_se``, ``background_texture``,
+    ``brightness_sd``, ``brightness_cv``, ``photons_median`` (the objects' median photons,
+    illumination divided out, with the camera of :func:`image_condition` that the record's
+    photons are rendered with), ``texture``.
+    """
+    from skimage.measure import regionprops
+
+    from . import fit_effects as fe
+    from .render.physics import psf_sigma_px
+
+    out: dict = {k: None for k in ("illumination", "illumination_se", "background_texture", "brightness_sd",
+                                   "brightness_cv", "photons_median", "texture")}
+    if "bg_adu" not in p:
+        return out
+    psf = psf_sigma_px(physics, tuple(spacing)) if physics.psf_scale > 0 else (0.0,) * image.ndim
+    obj = fe.object_bands(image, labels, regionprops(labels), [physics.texture_scale_um / s for s in spacing], psf)
+    tt = fe.texture_transfer(obj, p["bg_adu"], p["bg_var"])
+    cam = _camera_one(p, qe, read_noise_e)  # the camera the record's photons are rendered with
+    # the offset from the photon transfer that separates texture from noise (a plain high-pass
+    # variance counts texture and blurred edges as noise, inflating the gain and the offset)
+    offset = cam["offset"] if cam is not None else None
+    if tt is not None:
+        out["texture"] = tt["texture"]
+        sep = _camera_one({**p, "ptc": (tt["gain"], tt["intercept"])}, qe, read_noise_e)
+        offset = sep["offset"] if sep is not None else offset
+    field = None
+    # relative amplitudes of the background only where it stands clear of the camera offset (below,
+    # the offset's uncertainty dominates them)
+    if offset is not None and p["bg_adu"] - offset >= fe.MIN_BACKGROUND_SNR * np.sqrt(p["bg_var"]):
+        bg = fe.background_mask(labels, psf)
+        ill = fe.illumination_fit(image, bg, offset)
+        if ill is not None:
+            out["illumination_se"] = ill["se"]
+            if ill["se"] <= fe.MAX_ILLUMINATION_SE:  # only where the background above the offset determines it
+                out["illumination"] = ill["illumination"]
+                field = ill["field"]
+            out["background_texture"] = fe.background_texture(
+                image, bg, offset, ill["level"], field if field is not None else np.ones_like(ill["field"]),
+                p["bg_var"], [physics.background_scale_um / s for s in spacing])
+    signal = np.asarray(p["mean_adu"][:-1], float) - p["bg_adu"]  # the objects' interiors over the background
+    if field is not None and signal.size:
+        yx = np.clip(np.rint(p["centroid"][:, -2:]).astype(int), 0, np.asarray(field.shape) - 1)
+        signal = signal / np.maximum(field[yx[:, 0], yx[:, 1]], 1e-3)
+    het = fe.brightness_heterogeneity(signal)
+    if het is not None:
+        out.update(brightness_sd=het["brightness_sd"], brightness_cv=het["brightness_cv"],
+                   photons_median=het["median"] / (cam["gain"] * qe) if cam else None)
+    return out
 
 
 def photon_transfer(mean_adu: np.ndarray, var_adu: np.ndarray) -> tuple[float, float] | None:
@@ -189,7 +251,8 @@ def _pct(a, q) -> float:
 
 
 def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
-            qe: float = 0.8, read_noise_e: float = 2.0, progress: bool = True) -> dict:
+            qe: float = 0.8, read_noise_e: float = 2.0, progress: bool = True,
+            physics=None, spacing: Sequence[float] | None = None, effects: bool = False) -> dict:
     """Summary statistics of a set of images: from real ``masks`` if given, else detected.
 
     Parameters
@@ -198,6 +261,10 @@ def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
     masks : optional paths of instance masks, same order and shapes.
     qe, read_noise_e : camera quantum efficiency and read noise (e⁻) assumed for the
         photon-transfer conversion (not identifiable from images alone).
+    physics : optional :class:`~cellsynth.config.PhysicsConfig`: also measure each image's
+        widefield effect strengths (:func:`effect_stats`) with its PSF and correlation lengths.
+    spacing : voxel size (µm) for images without a calibration in their TIFF tags.
+    effects : put the measured effect strengths into the per-image records (``conditions``).
     """
     from tqdm.auto import tqdm
 
@@ -205,7 +272,7 @@ def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
         raise InputError(f"{len(images)} images but {len(masks)} masks")
     per: list[dict] = []
     shapes: Counter = Counter()
-    spacing = None
+    found_spacing = None
     ndims = set()
     for i, path in enumerate(tqdm(images, desc="measure", disable=not progress, file=None)):
         img = read_image(path)
@@ -222,18 +289,27 @@ def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
         st = object_stats(lab, img)
         # per-image photon transfer: gain differs between microscopes in a mixed set
         st["ptc"] = photon_transfer(st["mean_adu"], st["var_adu"])
+        sp = read_spacing(path, img.ndim)
+        # 1 px/unit is what writers put when nothing is known: not a calibration
+        sp = sp if sp and any(abs(v - 1.0) > 1e-6 for v in sp) else None
+        if physics is not None:
+            own = sp or (tuple(spacing) if spacing is not None and len(spacing) == img.ndim else (1.0,) * img.ndim)
+            st["effects"] = effect_stats(st, lab, img, physics, own, qe, read_noise_e)
         per.append(st)
         shapes[img.shape] += 1
-        if spacing is None:
-            sp = read_spacing(path, img.ndim)
-            # 1 px/unit is what writers put when nothing is known: not a calibration
-            spacing = sp if sp and any(abs(v - 1.0) > 1e-6 for v in sp) else None
-    return summarize(per, shapes, spacing, qe=qe, read_noise_e=read_noise_e)
+        if found_spacing is None:
+            found_spacing = sp
+    return summarize(per, shapes, found_spacing, qe=qe, read_noise_e=read_noise_e, effects=effects)
 
 
 def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
-              read_noise_e: float = 2.0) -> dict:
-    """Pool per-image :func:`object_stats` into the summary the overlay is built from."""
+              read_noise_e: float = 2.0, effects: bool = False) -> dict:
+    """Pool per-image :func:`object_stats` into the summary the overlay is built from.
+
+    With per-image ``effects`` (:func:`effect_stats`): their medians over the images that allow
+    each estimate (``<effect>_p50``, ``<effect>_n`` images); ``effects`` = True also puts them
+    into the per-image records (:func:`image_condition`).
+    """
     cat = lambda k: np.concatenate([p[k] for p in per]) if per else np.zeros(0)  # noqa: E731
     radius, ratio, nn = cat("radius"), cat("axis_ratio"), cat("nn_distance")
     sd = np.concatenate([p["axis_sd"] for p in per]) if per else np.zeros((0, 2))
@@ -258,7 +334,11 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
         g = np.exp(np.log(np.clip(sd, 1e-6, None)).mean(axis=1))
         s["z_scale_p50"] = float(np.median(sd[:, 0] / g))
     s["touching_p50"] = _pct([p["touching"] for p in per], 50)
-    s["conditions"] = [c for c in (image_condition(p, qe, read_noise_e) for p in per) if c is not None]
+    s["conditions"] = [c for c in (image_condition(p, qe, read_noise_e, effects) for p in per) if c is not None]
+    if any("effects" in p for p in per):
+        for k in EFFECT_KEYS + ("brightness_cv",):
+            v = [p["effects"][k] for p in per if p.get("effects", {}).get(k) is not None]
+            s[f"{k}_p50"], s[f"{k}_n"] = (_pct(v, 50) if v else None), len(v)
     if "intensity" in per[0]:
         inten = cat("intensity")
         s["intensity_p5"], s["intensity_p50"], s["intensity_p95"] = (_pct(inten, q) for q in (5, 50, 95))
@@ -295,13 +375,21 @@ def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
             "n_ptc_images": len(cams)}
 
 
-def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0) -> dict | None:
+# the effect strengths a per-image record can carry (keys of PhysicsConfig and SceneCondition)
+EFFECT_KEYS = ("illumination", "background_texture", "brightness_sd", "texture")
+
+
+def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects: bool = False) -> dict | None:
     """One image's joint record for ``scene.conditions`` (see :class:`cellsynth.config.SceneCondition`).
 
     From its :func:`object_stats`: density, equivalent radius 10–90 %, nearest-neighbour
     distance 10 %, touching fraction; with intensities: object intensity 5–95 % and
     background (robust 0–1 scale), and photons 5–95 % / background photons from the
     image's own photon transfer. None when the image has no interior object to size.
+    With ``effects`` and the image's :func:`effect_stats`: the effect strengths it allows
+    (:data:`EFFECT_KEYS`); with ``brightness_sd`` the object photons become the median
+    (illumination divided out), the spread being the log-normal heterogeneity instead of
+    U(5–95 %), which would count it twice.
     """
     if p["n_objects"] == 0 or p["radius"].size == 0:
         return None
@@ -320,6 +408,14 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0) -> dict
             ph_lo, ph_hi = (float(v) for v in np.percentile(cam["photons"], [5, 95]))
             rec["photons"] = [round(max(ph_lo, 1.0), 1), round(max(ph_hi, ph_lo, 1.0), 1)]
             rec["background_photons"] = round(float(cam["background_photons"]), 2)
+    eff = p.get("effects") or {}
+    if effects and eff:
+        for k in EFFECT_KEYS:
+            if eff.get(k) is not None:
+                rec[k] = round(float(min(eff[k], 1.0) if k == "illumination" else eff[k]), 4)
+        if eff.get("brightness_sd") is not None and eff.get("photons_median") is not None and "photons" in rec:
+            m = round(max(float(eff["photons_median"]), 1.0), 1)
+            rec["photons"] = [m, m]
     return rec
 
 
@@ -395,6 +491,12 @@ def overlay_from_stats(s: dict, base: Config, per_image: bool = True) -> dict:
                 "background_photons": round(max(s["background_photons"], 0.0), 2),
                 "photons": [round(ph_lo, 1), round(max(s["photons_p95"], ph_lo), 1)],
             }
+            if base.render.physics.fit_effects and s.get("texture_p50") is not None:
+                # every nucleus has chromatin: the measured median replaces the preset's guess where an
+                # image's nuclei are too small to measure. Illumination and background texture stay per
+                # record (a background at the offset neither shows nor needs them), brightness_sd too
+                # (the pooled photon range already spans the objects' brightness)
+                render["physics"]["texture"] = round(float(s["texture_p50"]), 4)
         ov["render"] = render
     return ov
 
@@ -425,8 +527,9 @@ def fit_config(images: str | Path | Sequence[Path], preset: str | None = None,
         base_dict = deep_merge(base_dict, load_yaml(config_file))
     base = validate(Config, base_dict)
     paths = subsample(paths, max_images)
-    summary = measure(paths, qe=base.render.physics.quantum_efficiency,
-                      read_noise_e=base.render.physics.read_noise_e, progress=progress)
+    phys = base.render.physics
+    summary = measure(paths, qe=phys.quantum_efficiency, read_noise_e=phys.read_noise_e, progress=progress,
+                      physics=phys, spacing=base.scene.spacing, effects=phys.fit_effects)
     overlay = overlay_from_stats(summary, base, per_image=per_image)
     cfg = validate(Config, deep_merge(base_dict, overlay))
     return overlay, summary, cfg

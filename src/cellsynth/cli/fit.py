@@ -13,7 +13,10 @@ def add_parser(sub) -> None:
         description="Detect objects classically (scale-adaptive Otsu + distance watershed) in unannotated "
                     "images and measure equivalent radius (5th-95th percentile), axis ratios, density, "
                     "neighbour distances, touching, intensities and camera noise (photon transfer), pooled "
-                    "and as one joint record per image (scene.conditions: each synthetic scene draws one). "
+                    "and as one joint record per image (scene.conditions: each synthetic scene draws one), "
+                    "and the widefield effect strengths of the physics renderer (illumination, background "
+                    "texture, brightness heterogeneity, chromatin texture; into the records when the "
+                    "preset sets render.physics.fit_effects). "
                     "Writes a YAML overlay (keys of the preset's config) for "
                     "`simulate/generate/benchmark --preset P --config OUT`.")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of single-channel 2D/3D TIFFs")
@@ -33,7 +36,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, preset_dict
-    from ..fit import compare_with_masks, fit_config, masks_for, subsample, write_overlay
+    from ..fit import EFFECT_KEYS, compare_with_masks, fit_config, masks_for, subsample, write_overlay
     from ..io import check_writable, list_images
 
     out = Path(args.out)
@@ -54,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"fitted {summary['n_images']} image(s), {summary['n_objects_total']} object(s): "
           f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}, "
           f"{len(overlay['scene'].get('conditions', []))} per-image records")
+    eff = [f"{k} {summary[k + '_p50']:.3g} ({summary[k + '_n']} images)" for k in EFFECT_KEYS
+           if summary.get(k + "_p50") is not None]
+    if eff:
+        print("effect strengths, median over the images that allow them: " + ", ".join(eff)
+              + ("" if _cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
+                 "is off)"))
     if args.masks:
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
         for r in compare_with_masks(images, args.masks, summary, max_images, progress=not args.no_progress):

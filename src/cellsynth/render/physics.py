@@ -32,12 +32,14 @@ Image formation, per voxel x (all parameters in :class:`~cellsynth.config.Physic
    blurred by the defocused PSF: σ² = σ_xy² + (½ |Δz| tan θ)² with sin θ = NA / n (the
    geometric blur disc of radius |Δz| tan θ as a Gaussian of half its radius),
    |Δz| ~ U(haze_defocus_um).
-   Illumination (vignetting): the signal × (1 − illumination · ρ²), ρ the lateral distance
-   from a random optical centre (within ±¼ of the field around its middle) over half the
-   field diagonal.
 4. background_photons are added everywhere (out-of-focus / ambient light), modulated by
    max(0, 1 + background_texture · f), f a unit-variance smooth field of correlation length
    background_scale_um, so the background is not one flat level.
+   Illumination (vignetting): all the light × (1 − illumination · ρ²), ρ the lateral distance
+   from a random optical centre (within ±¼ of the field around its middle) over half the
+   field diagonal.
+   With per-image records (``scene.conditions``) the record's photons, background_photons and
+   measured effect strengths replace these keys (:mod:`cellsynth.fit_effects`).
 5. Camera: electrons ~ Poisson(QE · photons) + N(0, read_noise_e²);
    ADU = gain · electrons + offset, rounded and clipped to [0, 65535] -> uint16.
    So E[ADU] = offset + gain·QE·photons and Var[ADU] = gain²·(QE·photons + read_noise_e²).
@@ -84,13 +86,14 @@ def smooth_field(shape: tuple[int, ...], sigma_px, rng: np.random.Generator) -> 
         norm = 1.0
         for s in sigma_px:
             if s > 0:
-                k = _gauss_kernel(s)
+                k = gauss_kernel(s)
                 norm *= float(np.sum(k ** 2))
         f *= np.float32(1.0 / math.sqrt(norm))
     return f
 
 
-def _gauss_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
+def gauss_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """The normalised 1D Gaussian kernel of ``scipy.ndimage.gaussian_filter`` (σ, truncate 4)."""
     r = int(truncate * sigma + 0.5)
     x = np.arange(-r, r + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
@@ -243,8 +246,6 @@ def photon_image(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> 
         hz = _haze(scene, cfg, rng)
         if hz is not None:
             img += hz
-    if cfg.illumination > 0:
-        img *= illumination_field(scene.shape, cfg.illumination, rng)
     if cfg.background_texture > 0 and cfg.background_photons > 0:
         bg = smooth_field(scene.shape, [cfg.background_scale_um / s for s in scene.spacing], rng)
         bg *= np.float32(cfg.background_texture)
@@ -254,6 +255,8 @@ def photon_image(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> 
         img += bg
     else:
         img += np.float32(cfg.background_photons)
+    if cfg.illumination > 0:  # the excitation/detection field scales all the light, background included
+        img *= illumination_field(scene.shape, cfg.illumination, rng)
     return img
 
 
@@ -284,7 +287,9 @@ class PhysicsRenderer:
 
     def render(self, scene: Scene, rng: np.random.Generator) -> np.ndarray:
         check_inputs(scene, rng, "physics renderer")
-        cfg = conditioned(self.cfg, scene, ("photons", "background_photons"))  # the scene's real-image record
+        # the scene's real-image record: photons and the effect strengths measured on that image
+        cfg = conditioned(self.cfg, scene, ("photons", "background_photons", "illumination",
+                                            "background_texture", "brightness_sd", "texture"))
         return camera(photon_image(scene, cfg, rng), cfg, rng)
 
     def describe(self) -> dict:

@@ -1,0 +1,156 @@
+"""`cellsynth fit` recovers the physics renderer's widefield effect strengths (cellsynth.fit_effects).
+
+Images rendered with KNOWN strengths (one effect at a time, the others off) are measured the
+way `cellsynth fit` measures real ones (classical detection, photon transfer, effect_stats);
+the median over three images must come back within the stated tolerance, in 2D and 3D.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellsynth import fit
+from cellsynth import fit_effects as fe
+from cellsynth.config import Config, PhysicsConfig, validate
+from cellsynth.io import write_tiff
+from cellsynth.render.physics import PhysicsRenderer, photon_image
+from cellsynth.scene import Scene
+from cellsynth.simulate import simulate_scene
+
+# camera and optics of the synthetic images: a background well above the offset (60 photons)
+CAMERA = dict(photons=(300.0, 300.0), background_photons=60.0, gain=2.0, offset=100.0, read_noise_e=2.0,
+              autofluorescence=0.0, na=0.75, texture=0.0, background_scale_um=3.0)
+GEOMETRY = {2: dict(shape=(128, 128), n=30, r=7), 3: dict(shape=(24, 64, 64), n=16, r=7)}
+# effect -> (strength rendered, tolerance on the recovered median of 3 images)
+EFFECTS = {"texture": (0.3, 0.06), "brightness_sd": (0.3, 0.1), "illumination": (0.3, 0.06),
+           "background_texture": (0.3, 0.1)}
+
+
+def _balls(shape, n, r, rng, spacing):
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    lab = np.zeros(shape, np.uint16)
+    centres = []
+    for _ in range(3000):
+        c = rng.uniform(r + 1, np.array(shape) - r - 1)
+        if all(np.linalg.norm(c - o) > 2 * r + 3 for o in centres):
+            centres.append(c)
+        if len(centres) == n:
+            break
+    for i, c in enumerate(centres, 1):
+        lab[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= r ** 2] = i
+    return Scene(lab, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, len(centres) + 1)})
+
+
+def _measure(tmp_path, ndim, strengths, n_images=3):
+    g = GEOMETRY[ndim]
+    spacing = (0.5,) * ndim
+    cfg = PhysicsConfig(**{**CAMERA, **strengths})
+    paths = []
+    for seed in range(n_images):
+        rng = np.random.default_rng(seed)
+        img = PhysicsRenderer(cfg).render(_balls(g["shape"], g["n"], g["r"], rng, spacing), rng)
+        paths.append(write_tiff(tmp_path / f"{ndim}d_{seed}.tif", img))
+    return fit.measure(paths, physics=cfg, spacing=spacing, progress=False)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_effects_off_measure_near_zero(tmp_path, ndim):
+    s = _measure(tmp_path, ndim, {})
+    for k in EFFECTS:
+        assert s[f"{k}_n"] >= 2, k  # a background 60 photons over the offset allows every estimate
+        assert s[f"{k}_p50"] <= 0.05, (k, s[f"{k}_p50"])
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("effect", list(EFFECTS))
+def test_effect_strength_recovered(tmp_path, ndim, effect):
+    value, tol = EFFECTS[effect]
+    s = _measure(tmp_path, ndim, {effect: value})
+    assert s[f"{effect}_n"] >= 2
+    assert s[f"{effect}_p50"] == pytest.approx(value, abs=tol), s[f"{effect}_p50"]
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_fit_effects_key_puts_the_measurements_into_the_records(tmp_path, ndim):
+    """`render.physics.fit_effects` decides whether the records carry the strengths; the summary always has them."""
+    g = GEOMETRY[ndim]
+    spacing = [0.5] * ndim
+    cfg = PhysicsConfig(**{**CAMERA, "texture": 0.3, "brightness_sd": 0.3})
+    d = tmp_path / "images"
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        write_tiff(d / f"im{seed}.tif", PhysicsRenderer(cfg).render(
+            _balls(g["shape"], g["n"], g["r"], rng, tuple(spacing)), rng))
+    base = {"scene": {"shape": list(g["shape"]), "spacing": spacing},
+            "render": {"physics": {**CAMERA, "photons": [300.0, 300.0]}}}
+    cfg_path = tmp_path / "base.yaml"
+    on_path = tmp_path / "on.yaml"
+    import yaml
+    cfg_path.write_text(yaml.safe_dump(base))
+    on_path.write_text(yaml.safe_dump({**base, "render": {"physics": {**base["render"]["physics"],
+                                                                       "fit_effects": True}}}))
+    preset = "nuclei2d-dsb" if ndim == 2 else "nuclei3d-celegans"
+    off, s_off, _ = fit.fit_config(d, preset, cfg_path, progress=False)
+    on, s_on, cfg_on = fit.fit_config(d, preset, on_path, progress=False)
+    assert s_off["texture_p50"] == pytest.approx(s_on["texture_p50"])  # measured either way
+    assert not any(k in rec for rec in off["scene"]["conditions"] for k in fit.EFFECT_KEYS)
+    recs = on["scene"]["conditions"]
+    assert all(rec["texture"] == pytest.approx(0.3, abs=0.08) for rec in recs)
+    assert all(rec["brightness_sd"] > 0.1 for rec in recs)  # per image, from 6–30 objects: imprecise
+    # the spread is the log-normal heterogeneity now, not also U(5–95 %)
+    assert all(rec["photons"][0] == rec["photons"][1] for rec in recs)
+    assert cfg_on.render.physics.texture == pytest.approx(s_on["texture_p50"], abs=1e-4)
+    validate(Config, on)
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (24, 64, 64)])
+def test_record_effects_drive_the_renderer(shape):
+    """A scene's record sets the effect strengths of the physics render (as it sets its photons)."""
+    ndim = len(shape)
+    rec = {"density": (8e-4 if ndim == 2 else 4e-5), "radius": [6.0, 7.0], "photons": [300.0, 300.0],
+           "background_photons": 60.0}
+    scfg = {"shape": list(shape), "spacing": [0.5] * ndim, "placement": {"method": "poisson", "min_distance": 10.0},
+            "nuclei": {"radius": [6.0, 7.0], "axis_scale": [[1.0, 1.0]] * ndim}}
+    phys = PhysicsConfig(**CAMERA)
+
+    def render(**eff):
+        cfg = validate(Config, {"scene": {**scfg, "conditions": [{**rec, **eff}]}})
+        sc = simulate_scene(cfg.scene, np.random.default_rng(0))
+        return sc, photon_image(sc, _conditioned(phys, sc), np.random.default_rng(1))
+
+    sc, plain = render()
+    inside, outside = sc.labels > 0, sc.labels == 0
+    for key, value in (("texture", 0.4), ("brightness_sd", 0.5), ("illumination", 0.5), ("background_texture", 0.5)):
+        _, img = render(**{key: value})
+        assert not np.array_equal(img, plain), key
+    _, tex = render(texture=0.4)
+    assert tex[inside].std() > plain[inside].std() + 10
+    _, bgt = render(background_texture=0.5)
+    assert bgt[outside].std() > plain[outside].std() + 5
+    _, ill = render(illumination=0.5)
+    assert ill[outside].min() < 0.8 * plain[outside].min()  # the background is vignetted too
+
+
+def _conditioned(cfg, scene):
+    from cellsynth.render._common import conditioned
+    return conditioned(cfg, scene, ("photons", "background_photons", *fit.EFFECT_KEYS))
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (24, 64, 64)])
+def test_fitted_effects_make_no_visible_unlabelled_objects(shape):
+    """Brightness heterogeneity, texture, vignetting and background texture change labelled objects and the
+    background only: nothing the detector finds lies outside the masks (haze, unlabelled, would)."""
+    ndim = len(shape)
+    g = GEOMETRY[ndim]
+    strong = dict(brightness_sd=0.6, texture=0.4, illumination=0.5, background_texture=0.5)
+    found = {}
+    for name, eff in (("fitted", strong), ("haze", dict(haze=2.0, haze_defocus_um=(1.0, 2.0)))):
+        cfg = PhysicsConfig(**{**CAMERA, **eff})
+        n = 0
+        for seed in range(2):
+            rng = np.random.default_rng(seed)
+            sc = _balls(shape, g["n"], g["r"], rng, (0.5,) * ndim)
+            n += fe.unlabelled_detections(PhysicsRenderer(cfg).render(sc, rng), sc.labels)
+        found[name] = n
+    assert found["fitted"] == 0
+    assert found["haze"] > 0  # the check sees unlabelled objects where there are some
