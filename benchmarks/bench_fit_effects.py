@@ -1,0 +1,128 @@
+"""How well `cellsynth fit` recovers the physics renderer's effect strengths, and what they do to labels.
+
+``recovery``: images rendered with KNOWN strengths (one effect at a time, the others off; 2D 256²
+with 60 nuclei, 3D 32×96×96 with 30), measured as `cellsynth fit` measures real images
+(classical detection, photon transfer, :func:`cellsynth.fit.effect_stats`); per strength the
+median and range of the per-image estimates.
+
+``labels``: scenes simulated and rendered from fitted overlays (e.g. `cellsynth fit` with
+``render.physics.fit_effects`` off and on); per overlay the objects the classical detector finds
+outside every labelled object (visible but unlabelled) and the labelled objects it finds
+(visible), per image.
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_fit_effects.py recovery
+    cellsynth fit --images …/train/images --preset nuclei2d-dsb --out /tmp/off.yaml
+    cellsynth fit --images …/train/images --preset nuclei2d-dsb --config ON.yaml --out /tmp/on.yaml
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_fit_effects.py labels \\
+        --config off=/tmp/off.yaml --config on=/tmp/on.yaml --n 40
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchutil import commit, emit
+
+EFFECTS = ("texture", "brightness_sd", "illumination", "background_texture")
+CAMERA = dict(photons=(300.0, 300.0), background_photons=60.0, gain=2.0, offset=100.0, read_noise_e=2.0,
+              autofluorescence=0.0, na=0.75, texture=0.0, background_scale_um=3.0)
+GEOMETRY = {2: ((256, 256), 60, 8), 3: ((32, 96, 96), 30, 7)}
+
+
+def balls(shape, n, r, rng, spacing):
+    from cellsynth.scene import Scene
+
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    lab = np.zeros(shape, np.uint16)
+    centres: list = []
+    for _ in range(5000):
+        c = rng.uniform(r + 1, np.array(shape) - r - 1)
+        if all(np.linalg.norm(c - o) > 2 * r + 3 for o in centres):
+            centres.append(c)
+        if len(centres) == n:
+            break
+    for i, c in enumerate(centres, 1):
+        lab[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= r ** 2] = i
+    return Scene(lab, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, len(centres) + 1)})
+
+
+def recovery(values, n_images: int) -> dict:
+    from cellsynth import fit
+    from cellsynth.config import PhysicsConfig
+    from cellsynth.io import write_tiff
+    from cellsynth.render.physics import PhysicsRenderer
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for ndim in (2, 3):
+            shape, n, r = GEOMETRY[ndim]
+            spacing = (0.5,) * ndim
+            for effect in EFFECTS:
+                for v in (0.0, *values):
+                    cfg = PhysicsConfig(**{**CAMERA, effect: v})
+                    paths = []
+                    for seed in range(n_images):
+                        rng = np.random.default_rng(seed)
+                        img = PhysicsRenderer(cfg).render(balls(shape, n, r, rng, spacing), rng)
+                        paths.append(write_tiff(Path(tmp) / f"{ndim}_{effect}_{v}_{seed}.tif", img))
+                    per = []
+                    for p in paths:
+                        s = fit.measure([p], physics=cfg, spacing=spacing, progress=False)
+                        per.append(s.get(f"{effect}_p50"))
+                    got = [x for x in per if x is not None]
+                    row = {"true": v, "n_estimated": len(got), "of": n_images,
+                           "median": float(np.median(got)) if got else None,
+                           "min": float(np.min(got)) if got else None, "max": float(np.max(got)) if got else None}
+                    out.setdefault(f"{ndim}D", {}).setdefault(effect, []).append(row)
+                    print(f"{ndim}D {effect:<18} true {v:.2f}: median {row['median']}, range "
+                          f"[{row['min']}, {row['max']}], {len(got)}/{n_images} images", flush=True)
+    return out
+
+
+def labels(configs: list[str], preset: str, n: int) -> dict:
+    from cellsynth.config import load_config
+    from cellsynth.fit_effects import unlabelled_detections
+    from cellsynth.render import make_renderer
+    from cellsynth.simulate import simulate_scene
+
+    out = {}
+    for item in configs:
+        name, path = item.split("=", 1)
+        cfg = load_config(preset, path)
+        renderer = make_renderer("physics", cfg.render)
+        unl, objs = [], []
+        for i in range(n):
+            sc = simulate_scene(cfg.scene, np.random.default_rng(i))
+            img = renderer.render(sc, np.random.default_rng(10_000 + i))
+            unl.append(unlabelled_detections(img, sc.labels))
+            objs.append(sc.n_objects)
+        out[name] = {"images": n, "unlabelled_detections_total": int(np.sum(unl)),
+                     "images_with_any": int(np.sum(np.asarray(unl) > 0)),
+                     "unlabelled_per_100_objects": float(100 * np.sum(unl) / max(np.sum(objs), 1)),
+                     "objects": int(np.sum(objs))}
+        print(name, out[name], flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("recovery")
+    r.add_argument("--values", type=float, nargs="+", default=[0.15, 0.3])
+    r.add_argument("--images", type=int, default=4, help="images per strength")
+    lab = sub.add_parser("labels")
+    lab.add_argument("--config", action="append", required=True, metavar="NAME=FILE")
+    lab.add_argument("--preset", default="nuclei2d-dsb")
+    lab.add_argument("--n", type=int, default=40, help="scenes per overlay")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    head = commit()
+    res = recovery(args.values, args.images) if args.what == "recovery" else labels(args.config, args.preset, args.n)
+    return emit({"commit": head, "what": args.what, "result": res}, args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
