@@ -32,21 +32,15 @@ CAMERA = dict(photons=(300.0, 300.0), background_photons=60.0, gain=2.0, offset=
 GEOMETRY = {2: ((256, 256), 60, 8), 3: ((32, 96, 96), 30, 7)}
 
 
-def balls(shape, n, r, rng, spacing):
-    from cellsynth.scene import Scene
+def scene_config(ndim: int):
+    """Round nuclei of one radius, well apart, in a field of 2D 256² / 3D 32×96×96 voxels of 0.5 µm."""
+    from cellsynth.config import SceneConfig
 
-    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
-    lab = np.zeros(shape, np.uint16)
-    centres: list = []
-    for _ in range(5000):
-        c = rng.uniform(r + 1, np.array(shape) - r - 1)
-        if all(np.linalg.norm(c - o) > 2 * r + 3 for o in centres):
-            centres.append(c)
-        if len(centres) == n:
-            break
-    for i, c in enumerate(centres, 1):
-        lab[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= r ** 2] = i
-    return Scene(lab, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, len(centres) + 1)})
+    shape, n, r = GEOMETRY[ndim]
+    return SceneConfig(shape=list(shape), spacing=[0.5] * ndim,
+                       placement={"method": "poisson", "n_points": [n, n], "min_distance": 2 * r + 3},
+                       nuclei={"shape": "ellipsoid", "radius": [r, r], "axis_scale": [[1.0, 1.0]] * ndim,
+                               "rotate": False, "elastic": 0.0})
 
 
 def recovery(values, n_images: int) -> dict:
@@ -54,11 +48,12 @@ def recovery(values, n_images: int) -> dict:
     from cellsynth.config import PhysicsConfig
     from cellsynth.io import write_tiff
     from cellsynth.render.physics import PhysicsRenderer
+    from cellsynth.simulate import simulate_scene
 
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for ndim in (2, 3):
-            shape, n, r = GEOMETRY[ndim]
+            scfg = scene_config(ndim)
             spacing = (0.5,) * ndim
             for effect in EFFECTS:
                 for v in (0.0, *values):
@@ -66,7 +61,7 @@ def recovery(values, n_images: int) -> dict:
                     paths = []
                     for seed in range(n_images):
                         rng = np.random.default_rng(seed)
-                        img = PhysicsRenderer(cfg).render(balls(shape, n, r, rng, spacing), rng)
+                        img = PhysicsRenderer(cfg).render(simulate_scene(scfg, rng), rng)
                         paths.append(write_tiff(Path(tmp) / f"{ndim}_{effect}_{v}_{seed}.tif", img))
                     per = []
                     for p in paths:
