@@ -5,6 +5,10 @@ with 60 nuclei, 3D 32×96×96 with 30), measured as `cellsynth fit` measures rea
 (classical detection, photon transfer, :func:`cellsynth.fit.effect_stats`); per strength the
 median and range of the per-image estimates.
 
+``real``: on real images (default DSB 2018 train), each effect measured per image with the
+classical detection (as `cellsynth fit` does) and with the real masks (the same estimator on
+the annotators' objects): medians, median absolute difference, correlation.
+
 ``labels``: scenes simulated and rendered from fitted overlays (e.g. `cellsynth fit` with
 ``render.physics.fit_effects`` off and on); per overlay the objects the classical detector finds
 outside every labelled object (visible but unlabelled) and the labelled objects it finds
@@ -30,6 +34,7 @@ EFFECTS = ("texture", "brightness_sd", "illumination", "background_texture")
 CAMERA = dict(photons=(300.0, 300.0), background_photons=60.0, gain=2.0, offset=100.0, read_noise_e=2.0,
               autofluorescence=0.0, na=0.75, texture=0.0, background_scale_um=3.0)
 GEOMETRY = {2: ((256, 256), 60, 8), 3: ((32, 96, 96), 30, 7)}
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuclei2d-dsb2018" / "train"
 
 
 def scene_config(ndim: int):
@@ -102,6 +107,33 @@ def labels(configs: list[str], preset: str, n: int) -> dict:
     return out
 
 
+def real_masks(images: Path, masks: Path, preset: str, n: int) -> dict:
+    """Per image: each effect measured with the classical detection (what `cellsynth fit` does) and
+    with the real masks (same estimator, the annotators' objects)."""
+    from cellsynth import fit
+    from cellsynth.config import load_config
+    from cellsynth.io import list_images
+
+    cfg = load_config(preset)
+    paths = fit.subsample(list_images(images), n)
+    mpaths = fit.masks_for(paths, masks)
+    kw = dict(physics=cfg.render.physics, spacing=cfg.scene.spacing, progress=False)
+    det = [fit.measure([p], **kw) for p in paths]
+    ref = [fit.measure([p], [m], **kw) for p, m in zip(paths, mpaths)]
+    out = {}
+    for k in EFFECTS:
+        pairs = [(d[f"{k}_p50"], r[f"{k}_p50"]) for d, r in zip(det, ref)]
+        both = np.asarray([(a, b) for a, b in pairs if a is not None and b is not None], float).reshape(-1, 2)
+        out[k] = {"images": len(paths), "detected_n": sum(a is not None for a, _ in pairs),
+                  "masks_n": sum(b is not None for _, b in pairs),
+                  "detected_median": float(np.median(both[:, 0])) if len(both) else None,
+                  "masks_median": float(np.median(both[:, 1])) if len(both) else None,
+                  "median_abs_diff": float(np.median(np.abs(both[:, 0] - both[:, 1]))) if len(both) else None,
+                  "pearson_r": float(np.corrcoef(both.T)[0, 1]) if len(both) > 2 else None}
+        print(k, out[k], flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -112,10 +144,20 @@ def main() -> int:
     lab.add_argument("--config", action="append", required=True, metavar="NAME=FILE")
     lab.add_argument("--preset", default="nuclei2d-dsb")
     lab.add_argument("--n", type=int, default=40, help="scenes per overlay")
+    rm = sub.add_parser("real", help="effects measured with detected objects vs with the real masks")
+    rm.add_argument("--images", type=Path, default=DATA / "images")
+    rm.add_argument("--masks", type=Path, default=DATA / "masks")
+    rm.add_argument("--preset", default="nuclei2d-dsb")
+    rm.add_argument("--n", type=int, default=60, help="images, evenly spread")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     head = commit()
-    res = recovery(args.values, args.images) if args.what == "recovery" else labels(args.config, args.preset, args.n)
+    if args.what == "recovery":
+        res = recovery(args.values, args.images)
+    elif args.what == "labels":
+        res = labels(args.config, args.preset, args.n)
+    else:
+        res = real_masks(args.images, args.masks, args.preset, args.n)
     return emit({"commit": head, "what": args.what, "result": res}, args.json)
 
 
