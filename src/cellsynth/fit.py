@@ -200,17 +200,21 @@ def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacin
     obj = fe.object_bands(image, labels, regionprops(labels), [physics.texture_scale_um / s for s in spacing], psf)
     tt = fe.texture_transfer(obj, p["bg_adu"], p["bg_var"])
     cam = _camera_one(p, qe, read_noise_e)  # the camera the record's photons are rendered with
-    # the offset from the photon transfer that separates texture from noise (a plain high-pass
-    # variance counts texture and blurred edges as noise, inflating the gain and the offset)
-    offset = cam["offset"] if cam is not None else None
+    offset = None
     if tt is not None:
         out["texture"] = tt["texture"]
-        sep = _camera_one({**p, "ptc": (tt["gain"], tt["intercept"])}, qe, read_noise_e)
-        offset = sep["offset"] if sep is not None else offset
+        # the camera from the photon transfer that separates texture from noise (a plain high-pass
+        # variance counts texture and blurred edges as noise, inflating gain and offset):
+        # var_bg = g²(e_b + σ_r²), mean_bg = offset + g·e_b
+        g = tt["gain"]
+        if g > 0:
+            e_b = p["bg_var"] / g ** 2 - read_noise_e ** 2
+            if e_b >= fe.MIN_BACKGROUND_ELECTRONS and p["bg_adu"] - g * e_b >= 0:
+                offset = p["bg_adu"] - g * e_b
     field = None
-    # relative amplitudes of the background only where it stands clear of the camera offset (below,
-    # the offset's uncertainty dominates them)
-    if offset is not None and p["bg_adu"] - offset >= fe.MIN_BACKGROUND_SNR * np.sqrt(p["bg_var"]):
+    # relative amplitudes of the background only where it is light (shot noise of ≥ 16 e⁻ over a
+    # non-negative offset); a processed 8-bit black level has no such noise and no known offset
+    if offset is not None:
         bg = fe.background_mask(labels, psf)
         ill = fe.illumination_fit(image, bg, offset)
         if ill is not None:

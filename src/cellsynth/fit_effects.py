@@ -9,14 +9,15 @@ own units, so that a record drives the renderer with what the image shows:
   fitted by least squares to trimmed means of the background in lateral tiles (objects and
   their PSF halo masked, every z pooled), the centre on a grid; s = the relative amplitude
   over the background above the camera offset. Reported only where the image allows: a
-  background ≥ 4 noise s.d. above the offset and a standard error of s below 0.05. A smooth
+  background of ≥ 16 photo-electrons above a non-negative offset (by the texture-separated
+  photon transfer below) and a standard error of s below 0.05. A smooth
   background texture of few correlation lengths across the field can pass for vignetting:
   the two are confounded in small fields.
 - ``background_texture``: the relative background, (image − fitted field)/(field − offset),
   smoothed at the renderer's correlation length σ_b (mask-normalised convolution); its
   variance minus the smoothed shot/read noise (the image's own background noise variance
   through the same filter), over the smoothing's attenuation of a unit field, (σ_b²/(σ_b²+σ²))^(d/2).
-  Only where the background stands ≥ 4 noise s.d. above the offset; σ_b is the renderer's
+  Only where the illumination is estimable (the background's light); σ_b is the renderer's
   ``background_scale_um``, assumed, not fitted.
 - ``brightness_sd`` (per-object heterogeneity, log units): 1.4826 × MAD of the log photons of
   the objects' interiors (illumination divided out); ``brightness_cv`` their CV, for reading.
@@ -41,13 +42,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import stats as sstats
+from scipy.optimize import lsq_linear
 
 # least-squares grid for the optical centre, as a fraction of the field around its middle (renderer: ±¼)
 _CENTRE_GRID = np.linspace(-0.25, 0.25, 9)
 MAX_ILLUMINATION_SE = 0.05
-# the background's mean above the camera offset, in its noise s.d., below which neither the
-# illumination nor the background texture is estimated (≈ 16 e⁻ of Poisson background)
-MIN_BACKGROUND_SNR = 4.0
+# photo-electrons of background (by the photon transfer) below which neither the illumination nor
+# the background texture is estimated: their relative amplitudes need the light above the offset
+MIN_BACKGROUND_ELECTRONS = 16.0
 # the two bands of the texture/noise measurement (px): identity − G_1 (mostly noise) and G_1 − G_4
 # (mostly texture; G_4 removes the object's own shape)
 _TEXTURE_SIGMA = (1.0, 4.0)
@@ -192,7 +194,8 @@ def _bands(x: np.ndarray, inner: np.ndarray) -> tuple[float, float]:
 
 
 def object_bands(image: np.ndarray, labels: np.ndarray, props, field_px: Sequence[float],
-                 psf_px: Sequence[float], min_voxels: int = 16, draws: int = 6, seed: int = 0) -> dict:
+                 psf_px: Sequence[float], min_voxels: int = 16, draws: int = 4, seed: int = 0,
+                 max_objects: int = 40) -> dict:
     """Per object: the variances of its interior in two bands, and what unit noise/texture give there.
 
     The interior (the object eroded by 1 voxel + 1.5 PSF σ per axis, past the blurred edge) is
@@ -201,6 +204,8 @@ def object_bands(image: np.ndarray, labels: np.ndarray, props, field_px: Sequenc
     variance n and a texture of variance T add there as v = K_noise·n + K_field·T; the gains K
     of each interior's own shape are measured on ``draws`` seeded realisations of unit white
     noise and of the renderer's texture field (correlation ``field_px``, then the PSF ``psf_px``).
+    At most ``max_objects`` objects, evenly spread over the label order (a crowded 3D volume
+    holds hundreds; a few dozen fix the image's texture and noise).
     Returns arrays (one row per object with ≥ ``min_voxels`` interior voxels): ``mean`` (ADU),
     ``v`` (N × 2), ``k_noise`` (N × 2), ``k_field`` (N × 2), ``n_voxels``.
     """
@@ -213,6 +218,9 @@ def object_bands(image: np.ndarray, labels: np.ndarray, props, field_px: Sequenc
     # the interior: farther from the edge than an ellipsoid of semi-axes 1 voxel + 1.5 PSF σ
     inv_reach = [1.0 / (1.0 + 1.5 * float(s)) for s in psf_px]
     mean, v, kn, kf, nv = [], [], [], [], []
+    props = [p for p in props if p.area >= min_voxels]  # the interior is smaller still
+    if len(props) > max_objects:
+        props = [props[i] for i in np.unique(np.linspace(0, len(props) - 1, max_objects).round().astype(int))]
     for p in props:
         lo = [max(q - pad, 0) for q in p.bbox[:img.ndim]]
         hi = [min(q + pad, s) for q, s in zip(p.bbox[img.ndim:], img.shape)]
@@ -245,11 +253,12 @@ def texture_transfer(obj: dict, bg_adu: float, bg_var: float) -> dict | None:
     Model, per object j of :func:`object_bands` and band k: v_jk = K_noise,jk·(g·m_j + c) +
     K_field,jk·T_j (T_j: the texture variance of object j, each its own: a few dozen voxels
     hold a noisy sample of the field), and for the background var = g·bg + c; linear in
-    (g, c, T_1..T_J), solved by least squares with each band's equations scaled by that band's
-    median variance (a variance's error grows with it) and √(voxels). Returns ``gain`` g
-    (ADU/e⁻), ``intercept`` c and ``texture`` τ = √ median T_j / (m_j − bg)² (relative s.d.
-    of the in-object field, the renderer's ``texture``), or None with fewer than 3 objects above
-    the background or no positive gain.
+    (g, c, T_1..T_J), solved by least squares with g, T_j ≥ 0 and each band's equations scaled
+    by that band's median variance (a variance's error grows with it) and √(voxels). Returns
+    ``gain`` g (ADU/e⁻; 0 where the noise does not grow with the signal, as in processed 8-bit
+    images), ``intercept`` c and ``texture`` τ = √ median T_j / (m_j − bg)² (relative s.d. of
+    the in-object field, the renderer's ``texture``), or None with fewer than 3 objects above
+    the background.
     """
     m = obj["mean"]
     ok = np.flatnonzero(m > bg_adu)
@@ -272,10 +281,10 @@ def texture_transfer(obj: dict, bg_adu: float, bg_var: float) -> dict | None:
     a_mat[-1, :2] = bg_adu, 1.0
     y[-1] = bg_var
     w[-1] = np.sqrt(float(obj["n_voxels"][ok].sum())) / max(bg_var, 1e-9)  # the background: many voxels
-    coef, *_ = np.linalg.lstsq(a_mat * w[:, None], y * w, rcond=None)
+    # a gain and texture variances can only be ≥ 0 (an unbounded fit trades a negative gain for them)
+    lo = np.r_[0.0, -np.inf, np.zeros(n)]
+    coef = lsq_linear(a_mat * w[:, None], y * w, bounds=(lo, np.inf)).x
     g, c, t_var = float(coef[0]), float(coef[1]), coef[2:]
-    if not np.isfinite(g) or g <= 0:
-        return None
     tau2 = float(np.median(t_var / (m[ok] - bg_adu) ** 2))
     return {"gain": g, "intercept": c, "texture": float(math.sqrt(max(tau2, 0.0)))}
 
