@@ -1,6 +1,7 @@
 """Mask→image GANs: realism on a held-back real volume, generation speed vs diffusion, training throughput.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_gan.py [--model DIR] [--json F] [--skip realism speed train]
+        [--set nuclei3d-gonuclear|membrane3d-plant] [--steps N] [--patch Z Y X] [--plain-layers]
 
 Realism: the shipped 3D cGAN (or --model) renders the REAL mask of the held-back
 ``nuclei3d-gonuclear/all`` volume ``arabidopsis_1136`` (never seen in training); the physics renderer
@@ -16,6 +17,14 @@ channels (speed does not depend on weights; a warm step timed — the second in 
 in the reverse process — × 25: the per-step cost is constant). Both keep freed memory in the heap
 (``cellsynth.allocator.retained_heap``) as the renderers do.
 Training: patches/s of the cGAN loop at the shipped model's settings and at the paper's 64×128×128 patch.
+``--plain-layers``: every U-Net (the cGAN's and the diffusion model's) on its plain layers instead of its
+CPU inference path (``cellsynth.nn.unet.inference_path``), to measure what that path changes.
+
+``--set membrane3d-plant`` (realism only): a small 3D cGAN (U-Net 8/16/32, PatchGAN 8, cell walls as the
+mask encoding, ``--steps`` × 2 patches of ``--patch``, one thread) is trained on
+``membrane3d-plant/all/plant_patch`` and renders the masks of the held-back volume ``ovule`` (never seen);
+the physics renderer (preset membrane3d-meristem's physics settings, walls of the mask's cells) renders
+the same masks; scored as above against the real ``ovule`` image.
 """
 from __future__ import annotations
 
@@ -42,6 +51,7 @@ from cellsynth.render.gan import default_model_path
 from cellsynth.scene import Scene
 
 DATA = Path("/work/shared/data/nuclei3d-gonuclear/all")
+PLANT = Path("/work/shared/data/membrane3d-plant/all")
 HELD_BACK = "arabidopsis_1136.tif"
 # the volumes the shipped model was trained on; 1137, 1139 and 1170 are left out everywhere: their images do
 # not correlate with their masks (ZNCC 0.006-0.019, noise-like), unlike 1135/1136/plantseg (0.39-0.71)
@@ -73,6 +83,34 @@ def realism(model_dir: Path) -> dict:
                   classes={int(k): "nucleus" for k in np.unique(lab) if k})
     out["physics (nuclei3d-celegans settings)"] = _scores(real, phys.render(scene, np.random.default_rng(0)))
     out["mask itself (binary)"] = _scores(real, (lab > 0).astype(np.float32))
+    return out
+
+
+def realism_membranes(steps: int, patch: list[int]) -> dict:
+    """Train on plant_patch, render the held-back ovule's masks (cell walls), score vs its real image."""
+    from cellsynth.generative.cgan import CGANTrainConfig, train_cgan
+    root = Path(tempfile.mkdtemp())
+    for sub in ("images", "masks"):
+        (root / sub).mkdir()
+        (root / sub / "plant_patch.tif").symlink_to(PLANT / sub / "plant_patch.tif")
+    cfg = CGANTrainConfig(channels=[8, 16, 32], d_channels=8, patch_size=patch, batch_size=2, steps=steps,
+                          mask_encoding="boundaries", checkpoint_every=10_000, threads=1, seed=0)
+    t, c = time.perf_counter(), time.process_time()
+    model_dir = train_cgan(root / "images", root / "cgan", cfg, masks=root / "masks", progress=False, device="cpu")
+    train = {"steps": steps, "patch": patch, "batch": 2, "wall_s": round(time.perf_counter() - t, 1),
+             "cpu_s": round(time.process_time() - c, 1)}
+    real = read_image(PLANT / "images" / "ovule.tif")
+    lab = read_labels(PLANT / "masks" / "ovule.tif")
+    model = load_translator(model_dir)
+    out = {"training": train, "real image": {"checkerboard": round(checkerboard_index(_unit(real)), 2)}}
+    out["cgan (alpha = 100)"] = _scores(real, render_labels(model, lab))
+    cfg3 = load_config("membrane3d-meristem")
+    phys = make_renderer("physics", cfg3.render)
+    scene = Scene(labels=lab, foreground=np.ones(lab.shape, bool), spacing=tuple(cfg3.scene.spacing),
+                  classes={int(k): "cell" for k in np.unique(lab) if k})
+    out["physics (membrane3d-meristem settings)"] = _scores(real, phys.render(scene, np.random.default_rng(0)))
+    from cellsynth.simulate.encode import boundaries
+    out["the wall mask itself"] = _scores(real, boundaries(lab).astype(np.float32))
     return out
 
 
@@ -171,12 +209,23 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path, help="cGAN model folder (default: the shipped one)")
     p.add_argument("--json", type=Path)
     p.add_argument("--skip", nargs="*", default=[], choices=["realism", "speed", "train"])
+    p.add_argument("--set", choices=["nuclei3d-gonuclear", "membrane3d-plant"], default="nuclei3d-gonuclear",
+                   help="realism: the shipped nuclei model on gonuclear 1136, or a cGAN trained on plant_patch "
+                        "and scored on the held-back ovule")
+    p.add_argument("--steps", type=int, default=300, help="membrane3d-plant: training steps")
+    p.add_argument("--patch", type=int, nargs=3, default=[32, 64, 64], help="membrane3d-plant: patch ZYX")
+    p.add_argument("--plain-layers", action="store_true",
+                   help="run the U-Nets on their plain layers (no CPU inference path), for comparison")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.plain_layers:
+        import cellsynth.nn.unet as unet
+        unet.inference_path = lambda x: False
     model = args.model or default_model_path("cgan")
-    res = {}
+    res = {"plain_layers": args.plain_layers}
     if "realism" not in args.skip:
-        res["realism"] = realism(model)
+        res["realism"] = (realism(model) if args.set == "nuclei3d-gonuclear"
+                          else realism_membranes(args.steps, args.patch))
     if "speed" not in args.skip:
         res["speed"] = speed(model)
     if "train" not in args.skip:

@@ -186,7 +186,7 @@ def tiled_generate(x: np.ndarray, predictor: Callable[[torch.Tensor], torch.Tens
     dev = torch.device(device)
 
     def run(a: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode():
             return predictor(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(dev))[0] \
                 .float().cpu().numpy()
 
