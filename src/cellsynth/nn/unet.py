@@ -266,6 +266,7 @@ class Up(nn.Module):
         y = apply_conv(self.conv, x)
         if self.blur and inference_path(y) and torch.backends.mkldnn.is_available():
             # the shuffle writes the blur's replicated border in its one copy
+            y = y.contiguous(memory_format=channels_last(y.dim() - 2))
             return _blur_bordered(pixel_shuffle(y, self.factor, [int(i in axes) for i in range(len(self.factor))]),
                                   axes)
         y = pixel_shuffle(y, self.factor)
