@@ -6,8 +6,9 @@ the physics renderer and, on DSB, the shipped diffusion model — NRMSE, SSIM, Z
 
 Sets:
 - ``dsb``: ``nuclei2d-dsb2018``; GANs trained on the first ``--n-train`` train images and their masks
-  (drawn unpaired; centre crops of 256²); scored on the first ``--n-test`` val images (centre crops of
-  256²), rendered from their masks. Physics / diffusion: the ``nuclei2d-dsb`` preset's settings.
+  (drawn unpaired; centre crops of 256², crops without nuclei skipped); scored on the first ``--n-test``
+  val images (centre crops of 256² holding nuclei), rendered from their masks. Physics / diffusion:
+  the ``nuclei2d-dsb`` preset's settings.
 - ``plant``: z-slices of ``membrane3d-plant/all/plant_patch`` (Eschweiler et al. 2019's setting):
   training slices 0–47 (every 2nd), scored slices 52–63 (every 2nd); physics: the
   ``membrane2d-arabidopsis`` preset's settings with walls of the mask's instances.
@@ -57,12 +58,17 @@ def prepare(which: str, root: Path, n_train: int, n_test: int, crop: int):
     (root / "masks").mkdir(parents=True)
     if which == "dsb":
         d = SHARED / "nuclei2d-dsb2018"
-        for f in sorted((d / "train" / "images").glob("*.tif"))[:n_train]:
+        n = 0
+        for f in sorted((d / "train" / "images").glob("*.tif")):
+            lab = _crop(read_labels(d / "train" / "masks" / f.name), crop)
+            if n == n_train or not lab.any():  # a crop without nuclei is not a training mask
+                continue
             write_tiff(root / "images" / f.name, _crop(read_image(f), crop))
-            write_tiff(root / "masks" / f.name, _crop(read_labels(d / "train" / "masks" / f.name), crop))
+            write_tiff(root / "masks" / f.name, lab)
+            n += 1
         test = [(f.stem, _crop(read_image(f), crop), _crop(read_labels(d / "val" / "masks" / f.name), crop))
-                for f in sorted((d / "val" / "images").glob("*.tif"))[:n_test]]
-        return test, "nuclei2d-dsb", (0.5, 0.5)
+                for f in sorted((d / "val" / "images").glob("*.tif"))]
+        return [t for t in test if t[2].any()][:n_test], "nuclei2d-dsb", (0.5, 0.5)
     img = read_image(SHARED / "membrane3d-plant/all/images/plant_patch.tif")
     lab = read_labels(SHARED / "membrane3d-plant/all/masks/plant_patch.tif")
     for z in range(0, 48, 2):
