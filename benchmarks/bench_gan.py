@@ -114,6 +114,11 @@ def realism_membranes(steps: int, patch: list[int]) -> dict:
     return out
 
 
+def plain_layers(x) -> bool:
+    """Stands in for ``cellsynth.nn.unet.inference_path``: every U-Net on its plain layers."""
+    return False
+
+
 def balls(shape, n, rng):
     lab = np.zeros(shape, np.uint16)
     grids = np.ogrid[tuple(slice(0, s) for s in shape)]
@@ -157,6 +162,15 @@ def speed(model_dir: Path) -> dict:
     gan["vs_exact_inputs"] = {"max_abs": round(float(np.abs(fast - exact).max()), 4),
                               "mean_abs": round(float(np.abs(fast - exact).mean()), 5),
                               "nrmse": round(nrmse(exact, fast), 4)}
+    import cellsynth.nn.unet as unet
+    if unet.inference_path is not plain_layers:  # the same volume on the U-Net's plain layers
+        path, unet.inference_path = unet.inference_path, plain_layers
+        try:
+            plain = render_labels(model, lab)
+        finally:
+            unet.inference_path = path
+        gan["vs_plain_layers"] = {"max_abs": float(np.abs(fast - plain).max()),
+                                  "mean_abs": float(np.abs(fast - plain).mean())}
     # diffusion: same U-Net channels with a time embedding, the renderer's reverse process, 1 step timed
     ch = list(model.config["channels"])
     args = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": ch, "blocks_per_level": 1,
@@ -220,7 +234,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     if args.plain_layers:
         import cellsynth.nn.unet as unet
-        unet.inference_path = lambda x: False
+        unet.inference_path = plain_layers
     model = args.model or default_model_path("cgan")
     res = {"plain_layers": args.plain_layers}
     if "realism" not in args.skip:
