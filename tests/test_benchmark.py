@@ -220,11 +220,12 @@ def test_quick_benchmark_on_real_data(shared_data, tmp_path, capsys):
         assert len(report["arms"][arm]["per_image"]) == summary["n_images"]
     # the classical baseline finds a fair share of the real nuclei even on the quick settings
     assert report["arms"]["classical"]["summary"]["ap50"] > 0.3
-    # claims that hold in every run so far (RESULTS.md): the diffusion model's images are closer to the real
-    # ones than the sketches, and train a better segmenter than the physics renderer's (the margin shrank from
-    # ~0.4 to ~0.2 AP once scenes followed per-image fitted records, so no margin is claimed)
+    # every renderer's pairs train a segmenter that finds the real nuclei (image/mask pairs that disagree,
+    # e.g. shifted or flipped masks, drop AP@0.5 towards 0). Which renderer wins is not claimed: at these
+    # 40-step settings physics is ahead of diffusion, at the defaults diffusion (RESULTS.md, not significant)
     ap = {a: d["summary"]["ap50"] for a, d in report["arms"].items()}
-    assert ap["Syn2Real-diffusion"] > ap["Syn2Real-physics"], ap
+    assert min(ap[a] for a in ("Syn2Real-physics", "Syn2Real-sketch", "Syn2Real-diffusion")) > 0.45, ap
+    # the diffusion model's images are closer to the real ones than the sketches (every run so far)
     im = report["image_metrics"]
     assert im["diffusion"]["histogram"]["bhattacharyya"] < im["sketch"]["histogram"]["bhattacharyya"]
     # Mix2Real's renderer was chosen on the training side's validation split
