@@ -210,7 +210,7 @@ def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacin
         if g > 0:
             e_b = p["bg_var"] / g ** 2 - read_noise_e ** 2
             if e_b >= fe.MIN_BACKGROUND_ELECTRONS and p["bg_adu"] - g * e_b >= 0:
-                offset = p["bg_adu"] - g * e_b
+                offset, light = p["bg_adu"] - g * e_b, g * e_b
     field = None
     # relative amplitudes of the background only where it is light (shot noise of ≥ 16 e⁻ over a
     # non-negative offset); a processed 8-bit black level has no such noise and no known offset
@@ -219,12 +219,15 @@ def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacin
         ill = fe.illumination_fit(image, bg, offset)
         if ill is not None:
             out["illumination_se"] = ill["se"]
-            if ill["se"] <= fe.MAX_ILLUMINATION_SE:  # only where the background above the offset determines it
-                out["illumination"] = ill["illumination"]
-                field = ill["field"]
-            out["background_texture"] = fe.background_texture(
-                image, bg, offset, ill["level"], field if field is not None else np.ones_like(ill["field"]),
-                p["bg_var"], [physics.background_scale_um / s for s in spacing])
+            # the fitted level must hold the light the photon transfer found (else the background mean
+            # came from objects the detection missed); the amplitude must be determined
+            if ill["level"] >= 0.5 * light:
+                if ill["se"] <= fe.MAX_ILLUMINATION_SE:
+                    out["illumination"] = ill["illumination"]
+                    field = ill["field"]
+                out["background_texture"] = fe.background_texture(
+                    image, bg, offset, ill["level"], field if field is not None else np.ones_like(ill["field"]),
+                    p["bg_var"], [physics.background_scale_um / s for s in spacing])
     signal = np.asarray(p["mean_adu"][:-1], float) - p["bg_adu"]  # the objects' interiors over the background
     if field is not None and signal.size:
         yx = np.clip(np.rint(p["centroid"][:, -2:]).astype(int), 0, np.asarray(field.shape) - 1)

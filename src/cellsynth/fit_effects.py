@@ -10,14 +10,15 @@ own units, so that a record drives the renderer with what the image shows:
   their PSF halo masked, every z pooled), the centre on a grid; s = the relative amplitude
   over the background above the camera offset. Reported only where the image allows: a
   background of ≥ 16 photo-electrons above a non-negative offset (by the texture-separated
-  photon transfer below) and a standard error of s below 0.05. A smooth
+  photon transfer below), a fitted level holding at least half that light (else the background
+  mean came from objects the detection missed) and a standard error of s below 0.05. A smooth
   background texture of few correlation lengths across the field can pass for vignetting:
   the two are confounded in small fields.
 - ``background_texture``: the relative background, (image − fitted field)/(field − offset),
   smoothed at the renderer's correlation length σ_b (mask-normalised convolution); its
   variance minus the smoothed shot/read noise (the image's own background noise variance
   through the same filter), over the smoothing's attenuation of a unit field, (σ_b²/(σ_b²+σ²))^(d/2).
-  Only where the illumination is estimable (the background's light); σ_b is the renderer's
+  Only where the background is light, as for the illumination; σ_b is the renderer's
   ``background_scale_um``, assumed, not fitted.
 - ``brightness_sd`` (per-object heterogeneity, log units): 1.4826 × MAD of the log photons of
   the objects' interiors (illumination divided out); ``brightness_cv`` their CV, for reading.
