@@ -11,22 +11,12 @@ from cellsynth.cli import main
 from cellsynth.config import Config, load_config
 from cellsynth.errors import InputError
 from cellsynth.io import write_tiff
+from shapes import ball_labels
 
 
 def _blobs(shape, radius, n, rng, bg=10.0, fg=120.0):
     """Non-overlapping balls of one radius, Poisson noise: (image uint16, labels)."""
-    labels = np.zeros(shape, np.uint16)
-    grid = np.indices(shape).reshape(len(shape), -1).T
-    centres = []
-    for _ in range(2000):
-        c = rng.uniform(radius + 1, np.array(shape) - radius - 1)
-        if all(np.linalg.norm(c - o) > 2 * radius + 3 for o in centres):
-            centres.append(c)
-        if len(centres) == n:
-            break
-    for i, c in enumerate(centres, 1):
-        inside = ((grid - c) ** 2).sum(1) <= radius ** 2
-        labels.reshape(-1)[inside] = i
+    labels = ball_labels(shape, radius, n, rng)
     image = rng.poisson(np.where(labels > 0, fg, bg)).astype(np.uint16)
     return image, labels
 

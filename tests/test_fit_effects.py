@@ -16,6 +16,7 @@ from cellsynth.io import write_tiff
 from cellsynth.render.physics import PhysicsRenderer, photon_image
 from cellsynth.scene import Scene
 from cellsynth.simulate import simulate_scene
+from shapes import ball_labels
 
 # camera and optics of the synthetic images: a background well above the offset (60 photons)
 CAMERA = dict(photons=(300.0, 300.0), background_photons=60.0, gain=2.0, offset=100.0, read_noise_e=2.0,
@@ -27,18 +28,9 @@ EFFECTS = {"texture": (0.3, 0.06), "brightness_sd": (0.3, 0.1), "illumination": 
 
 
 def _balls(shape, n, r, rng, spacing):
-    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
-    lab = np.zeros(shape, np.uint16)
-    centres = []
-    for _ in range(3000):
-        c = rng.uniform(r + 1, np.array(shape) - r - 1)
-        if all(np.linalg.norm(c - o) > 2 * r + 3 for o in centres):
-            centres.append(c)
-        if len(centres) == n:
-            break
-    for i, c in enumerate(centres, 1):
-        lab[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= r ** 2] = i
-    return Scene(lab, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, len(centres) + 1)})
+    lab = ball_labels(shape, r, n, rng)
+    n = int(lab.max())
+    return Scene(lab, np.ones(shape, bool), spacing, {i: "nucleus" for i in range(1, n + 1)})
 
 
 def _measure(tmp_path, ndim, strengths, n_images=3):
