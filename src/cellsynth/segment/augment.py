@@ -34,7 +34,20 @@ class AugmentConfig(Strict):
     p_shift: Fraction = 0.2
     shift: Range = (-0.1, 0.1)
 
-    _r = field_validator("scale", "gamma", "noise_sigma", "shift")(ordered_range)
+    # spatial zoom z drawn log-uniformly from `zoom`: a crop of patch/z pixels resized to the patch, its
+    # target recomputed from the resized labels (boundaries stay one pixel wide); teaches object sizes
+    # beyond the training images' own (nnU-Net's scale augmentation). 0 = off
+    p_zoom: Fraction = 0.0
+    zoom: Range = (0.7, 1.4)
+
+    _r = field_validator("scale", "gamma", "noise_sigma", "shift", "zoom")(ordered_range)
+
+    @field_validator("zoom")
+    @classmethod
+    def _zpos(cls, v):
+        if v[0] <= 0:
+            raise ValueError(f"zoom factors must be > 0, got {tuple(v)}")
+        return v
 
     @field_validator("gamma")
     @classmethod

@@ -281,9 +281,13 @@ class _PatchSampler:
 
     def __init__(self, images: list[np.ndarray], norms: list[tuple[float, float]], targets: list[np.ndarray],
                  patch: Sequence[int], p_foreground: float, rng: np.random.Generator, n_anchor: int = 2000,
-                 distances: list[np.ndarray] | None = None):
+                 distances: list[np.ndarray] | None = None, masks: list[np.ndarray] | None = None,
+                 p_zoom: float = 0.0, zoom: tuple[float, float] = (1.0, 1.0)):
         self.images, self.norms, self.targets, self.patch = images, norms, targets, list(patch)
-        self.distances = distances
+        self.distances, self.masks = distances, masks
+        if p_zoom > 0 and masks is None:
+            raise ValueError("zoom needs the label masks")
+        self.p_zoom, self.zoom = p_zoom, zoom
         self.p_fg, self.rng = p_foreground, rng
         # a few object pixels per image to centre patches on (sparse images)
         self.anchors = []
@@ -295,24 +299,50 @@ class _PatchSampler:
 
     def sample(self) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, np.ndarray]]:
         i = int(self.rng.integers(len(self.images)))
+        if self.p_zoom > 0 and self.rng.random() < self.p_zoom:
+            return self._zoomed(i)
         img, tgt = self.images[i], self.targets[i]
         dist = self.distances[i] if self.distances is not None else None
-        pad = [(max(0, p - s) // 2, max(0, p - s) - max(0, p - s) // 2) for p, s in zip(self.patch, img.shape)]
+        sl, pad = self._crop(i, self.patch)
         if any(a or b for a, b in pad):
             img = np.pad(img, pad, mode="symmetric")
             tgt = np.pad(tgt, pad, mode="constant", constant_values=IGNORE)
             if dist is not None:
                 dist = np.pad(dist, pad, mode="constant")
+        x = normalize_percentile(img[sl], lo_hi=self.norms[i])
+        return (x, tgt[sl]) if dist is None else (x, (tgt[sl], dist[sl]))
+
+    def _crop(self, i: int, size: Sequence[int]) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
+        """A window of ``size`` in image i padded to at least ``size``: (slices, padding), centred near an
+        object pixel with probability p_foreground."""
+        shape = self.images[i].shape
+        pad = [(max(0, p - s) // 2, max(0, p - s) - max(0, p - s) // 2) for p, s in zip(size, shape)]
+        padded = [s + a + b for s, (a, b) in zip(shape, pad)]
         anchors = self.anchors[i]
         if anchors is not None and self.rng.random() < self.p_fg:
             c = anchors[int(self.rng.integers(len(anchors)))] + np.array([a for a, _ in pad])
             start = [int(np.clip(ci - p // 2 + self.rng.integers(-(p // 4), p // 4 + 1), 0, s - p))
-                     for ci, p, s in zip(c, self.patch, img.shape)]
+                     for ci, p, s in zip(c, size, padded)]
         else:
-            start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, img.shape)]
-        sl = tuple(slice(s0, s0 + p) for s0, p in zip(start, self.patch))
-        x = normalize_percentile(img[sl], lo_hi=self.norms[i])
-        return (x, tgt[sl]) if dist is None else (x, (tgt[sl], dist[sl]))
+            start = [int(self.rng.integers(0, s - p + 1)) for p, s in zip(size, padded)]
+        return tuple(slice(s0, s0 + p) for s0, p in zip(start, size)), pad
+
+    def _zoomed(self, i: int):
+        """A crop of patch/z pixels resized to the patch (z log-uniform in ``zoom``); the target is
+        recomputed from the resized labels, padded pixels ignored."""
+        z = float(np.exp(self.rng.uniform(np.log(self.zoom[0]), np.log(self.zoom[1]))))
+        size = [max(4, int(round(p / z))) for p in self.patch]
+        sl, pad = self._crop(i, size)
+        img = np.pad(self.images[i], pad, mode="symmetric")[sl]
+        lab = np.pad(self.masks[i], pad, mode="constant")[sl]
+        valid = np.pad(np.ones(self.masks[i].shape, bool), pad, mode="constant")[sl]
+        x = resize(normalize_percentile(img, lo_hi=self.norms[i]), self.patch)
+        lab = resize(lab, self.patch, labels=True)
+        tgt = training_target(lab)
+        tgt[~resize(valid, self.patch, labels=True)] = IGNORE
+        if self.distances is None:
+            return x, tgt
+        return x, (tgt, distance_target(lab))
 
 
 def class_weights_from(targets: list[np.ndarray]) -> list[float]:
@@ -613,7 +643,10 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     targets = [training_target(m) for _, _, m in pairs]
     weights = list(cfg.class_weights) if cfg.class_weights is not None else class_weights_from(targets)
     distances = [distance_target(m) for _, _, m in pairs] if has_distance else None
-    sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng, distances=distances)
+    zoom = cfg.augment.p_zoom > 0
+    sampler = _PatchSampler(images, norms, targets, patch, cfg.p_foreground, rng, distances=distances,
+                            masks=[m for _, _, m in pairs] if zoom else None, p_zoom=cfg.augment.p_zoom,
+                            zoom=tuple(cfg.augment.zoom))
     del pairs
 
     net = net.to(dev).train()
