@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def main() -> None:
             flag = ["--no-train", "--renderers", "diffusion"] + (
                 ["--base-model", str(args.models_from / arm / "models" / "diffusion")]
                 if arm not in ("shipped", "base") else own_base)
-        cmd = ["python", "-m", "cellsynth", "adapt", "--images", str(d / "images"), "--masks", str(d / "masks"),
+        cmd = [sys.executable, "-m", "cellsynth", "adapt", "--images", str(d / "images"), "--masks", str(d / "masks"),
                "--out", str(args.out / arm), "--budget", str(args.budget), "--segmenter-steps",
                str(args.segmenter_steps), "--n", str(args.n), "--seed", str(args.seed), "--config", str(cfg),
                "--threads", "1", "--device", "cpu", *flag]
