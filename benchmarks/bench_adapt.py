@@ -84,8 +84,7 @@ def main() -> None:
     ap.add_argument("--models-from", type=Path, help="reuse this earlier run's diffusion models, no training")
     ap.add_argument("--seed", type=int, default=0, help="adapt --seed (synthetic data, segmenter)")
     args = ap.parse_args()
-    from cellsynth.adapt import domain_decision, train_adapted_diffusion
-    from cellsynth.adapt import AdaptSettings
+    from cellsynth.adapt import AdaptSettings, domain_decision, train_adapted_diffusion
     from cellsynth.io import list_images, read_image
     from cellsynth.metrics.domain import domain_record, domain_shift
     from cellsynth.render.diffusion import default_model_path
