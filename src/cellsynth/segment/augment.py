@@ -42,18 +42,11 @@ class AugmentConfig(Strict):
 
     _r = field_validator("scale", "gamma", "noise_sigma", "shift", "zoom")(ordered_range)
 
-    @field_validator("zoom")
+    @field_validator("gamma", "zoom")
     @classmethod
-    def _zpos(cls, v):
+    def _positive(cls, v, info):
         if v[0] <= 0:
-            raise ValueError(f"zoom factors must be > 0, got {tuple(v)}")
-        return v
-
-    @field_validator("gamma")
-    @classmethod
-    def _gpos(cls, v):
-        if v[0] <= 0:
-            raise ValueError(f"gamma range must be positive, got {tuple(v)}")
+            raise ValueError(f"{info.field_name} range must be positive, got {tuple(v)}")
         return v
 
     @field_validator("noise_sigma")
