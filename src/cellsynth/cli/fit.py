@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     max_images = args.max_images or None
     if args.masks:
         masks_for(subsample(images, max_images), args.masks)  # every mask present, before any work
-    overlay, summary, _cfg = fit_config(images, args.preset, args.config, max_images=max_images,
+    overlay, summary, cfg = fit_config(images, args.preset, args.config, max_images=max_images,
                                         progress=not args.no_progress, per_image=not args.pooled_only)
     write_overlay(out, overlay, summary, source=str(args.images))
     load_config(args.preset, out)  # the file as written must load
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
            if summary.get(k + "_p50") is not None]
     if eff:
         print("effect strengths, median over the images that allow them: " + ", ".join(eff)
-              + ("" if _cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
+              + ("" if cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
                  "is off)"))
     if args.masks:
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
