@@ -23,7 +23,8 @@ from cellsynth.segment.rescale import (
     resize,
     scale_factor,
 )
-from cellsynth.segment.unet import SegmenterConfig, load_segmenter, train_segmenter
+from cellsynth.segment.size_model import fit_ridge, predict_ridge
+from cellsynth.segment.unet import MIN_SIZE_IMAGES, SegmenterConfig, load_segmenter, train_segmenter
 from test_segmenter import TINY
 
 torch.set_num_threads(1)
@@ -49,9 +50,9 @@ def _blobs(ndim: int, radius: int, n: int = 4, seed: int = 0):
     return img, lab
 
 
-def _dataset(root, ndim, radius=5):
-    for i in range(2):
-        img, lab = _blobs(ndim, radius, seed=i)
+def _dataset(root, ndim, radius=5, radii=None):
+    for i, r in enumerate(radii or [radius] * 2):
+        img, lab = _blobs(ndim, r, seed=i)
         write_tiff(root / "images" / f"s{i}.tif", img)
         write_tiff(root / "masks" / f"s{i}.tif", lab)
     return root
@@ -134,7 +135,9 @@ def test_rescale_key_acts_in_training_and_prediction(tmp_path, ndim):
     native, data = _train(tmp_path, ndim, "native", None)
     seg, _ = _train(tmp_path, ndim, "scaled", {"target_diameter": 20})
     cfg = json.loads((tmp_path / "scaled" / "config.json").read_text())
-    assert cfg["inference"]["rescale"] == {"target_diameter": 20.0, "limits": [0.25, 4.0]}
+    assert cfg["inference"]["rescale"] == {"target_diameter": 20.0, "limits": [0.25, 4.0], "estimate": "style",
+                                           "size_images": 256}
+    assert "size_model" not in cfg  # two training images: too few for a size model, the classical estimate acts
     f_lo, f_med, f_hi = cfg["training"]["rescale_factors"]
     assert f_med == pytest.approx(20 / labels_diameter(_blobs(ndim, 5)[1]), rel=0.01)
     # the training data changed, so did the weights
@@ -181,3 +184,68 @@ def test_cli_train_with_rescale_and_predict_with_a_diameter(tmp_path, capsys):
                             "--out", str(out), "--diameter", d]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "diameter" in err and not out.exists()
+
+
+# --------------------------------------------------------------------------- the size model
+def test_ridge_recovers_a_linear_map_and_shrinks_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    exact = fit_ridge(x, x @ [1.0, -2.0, 0.0, 0.5, 0.0] + 3.0)
+    assert exact["alpha"] == min(exact["alpha"], 0.1) and exact["loo_rmse"] < 0.05
+    np.testing.assert_allclose(predict_ridge(exact, [[1, 1, 1, 1, 1]]), [2.5], atol=0.05)
+    # a target unrelated to the features: leave-one-out picks a strong penalty, predictions stay near the mean
+    y = rng.normal(size=40)
+    noise = fit_ridge(x, y)
+    assert noise["alpha"] >= 100 and np.std(predict_ridge(noise, x)) < 0.25 * np.std(y)
+    assert json.loads(json.dumps(exact)) == exact  # plain JSON, no pickling
+    # a constant feature gets no weight and does not divide by zero
+    const = fit_ridge(np.c_[x, np.ones(40)], x[:, 0])
+    assert const["weights"][-1] == 0 and np.isfinite(predict_ridge(const, np.c_[x, np.ones(40)])).all()
+
+
+def test_ridge_refuses_bad_input():
+    x = np.ones((5, 2))
+    for feats, y, match in ((x, np.ones(4), "pair up"), (x[:2], np.ones(2), "at least 3"),
+                            (np.full((5, 2), np.nan), np.ones(5), "NaN")):
+        with pytest.raises(InputError, match=match):
+            fit_ridge(feats, y)
+    with pytest.raises(ConfigError, match="features"):
+        predict_ridge(fit_ridge(np.eye(4), np.arange(4.0)), np.ones((1, 3)))
+    with pytest.raises(ConfigError, match="not a ridge model"):
+        predict_ridge({"weights": [1.0]}, np.ones((1, 1)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_size_model_is_fitted_on_the_training_pairs_and_estimates_the_scale(tmp_path, ndim):
+    radii = [3, 4, 5, 6, 7, 8] * 2 if ndim == 2 else [2, 3, 4, 5, 6] * 2
+    data = _dataset(tmp_path / "data", ndim, radii=radii)
+    patch = PATCH[ndim]
+    base = {**TINY, "steps": 20, "patch": patch, "tile": patch}
+    train_segmenter([data], tmp_path / "m", SegmenterConfig(**base, rescale={"target_diameter": 8}),
+                    device="cpu", progress=False)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    sm = cfg["size_model"]
+    assert sm["n"] == len(radii) and len(sm["weights"]) == 2 * (8 + 16 + 16)
+    loaded = load_segmenter(tmp_path / "m")
+    imgs = [_blobs(ndim, r, seed=i)[0] for i, r in enumerate(radii)]
+    true = np.array([labels_diameter(_blobs(ndim, r, seed=i)[1]) for i, r in enumerate(radii)])
+    est = np.array([loaded.estimate_diameter(im) for im in imgs])
+    # the estimate is the ridge map of the image's style, and it follows the true size on the training images
+    assert est[0] == pytest.approx(float(np.exp(predict_ridge(sm, loaded.style(imgs[0])[None])[0])))
+    assert np.corrcoef(np.log(est), np.log(true))[0, 1] > 0.9
+    assert loaded.scale_factor(imgs[0]) == pytest.approx(8 / est[0])
+    # size_images caps the pairs it is fitted on; estimate "classical" fits none and uses the classical estimate
+    capped = train_segmenter([data], None, SegmenterConfig(**base, rescale={"target_diameter": 8,
+                                                                            "size_images": MIN_SIZE_IMAGES}),
+                             device="cpu", progress=False)
+    assert capped.size_model["n"] == MIN_SIZE_IMAGES
+    classical = train_segmenter([data], tmp_path / "c", SegmenterConfig(
+        **base, rescale={"target_diameter": 8, "estimate": "classical"}), device="cpu", progress=False)
+    assert classical.size_model is None and "size_model" not in json.loads((tmp_path / "c" / "config.json").read_text())
+    assert classical.estimate_diameter(imgs[0]) == image_diameter(imgs[0])
+    # a size model that does not fit the network is refused on load, in one line
+    sm["weights"] = sm["weights"][:-1]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match="size_model"):
+        load_segmenter(tmp_path / "m")

@@ -24,6 +24,7 @@ class Strict(BaseModel):
 
 
 PosFloat = Annotated[float, Field(gt=0)]
+PosInt = Annotated[int, Field(ge=1)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 

@@ -345,23 +345,42 @@ class UNet(nn.Module):
         """Input sizes must be multiples of this per axis."""
         return stride_product(self.strides, self.spatial_dims)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        temb = None
-        if self.time_mlp is not None:
-            if t is None:
-                raise ValueError("this UNet has a time embedding: pass t")
-            if t.dim() == 0:
-                t = t.expand(x.shape[0])
-            temb = self.time_mlp(sinusoidal_embedding(t, self.temb_ch))
+    def _temb(self, x: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor | None:
+        if self.time_mlp is None:
+            return None
+        if t is None:
+            raise ValueError("this UNet has a time embedding: pass t")
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        return self.time_mlp(sinusoidal_embedding(t, self.temb_ch))
+
+    def encode(self, x: torch.Tensor, t: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The contracting path: the output of every level (finest first), then of the bottleneck block.
+
+        :meth:`forward` decodes from these; pooled, they are the image's "style" (Stringer et al. 2021),
+        from which :mod:`cellsynth.segment.size_model` regresses the object size.
+
+        >>> net = UNet(2, 1, 3, channels=(8, 16))
+        >>> [tuple(h.shape) for h in net.encode(torch.zeros(1, 1, 16, 16))]
+        [(1, 8, 16, 16), (1, 16, 8, 8), (1, 16, 8, 8)]
+        """
+        return self._encode(x, self._temb(x, t))
+
+    def _encode(self, x: torch.Tensor, temb: torch.Tensor | None) -> list[torch.Tensor]:
         h = apply_conv(self.inc, x)
-        skips = []
+        levels = []
         for i, blocks in enumerate(self.down_blocks):
             for b in blocks:
                 h = b(h, temb)
+            levels.append(h)
             if i < len(self.downs):
-                skips.append(h)
                 h = apply_conv(self.downs[i], h)
-        h = self.mid(h, temb)
+        return levels + [self.mid(h, temb)]
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        temb = self._temb(x, t)
+        *levels, h = self._encode(x, temb)
+        skips = levels[:-1]
         for up, blocks in zip(self.ups, self.up_blocks):
             h = up(h)
             h = torch.cat([h, skips.pop()], dim=1)

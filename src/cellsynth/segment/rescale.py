@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import field_validator
 
-from ..config import PosFloat, Strict
+from ..config import PosFloat, PosInt, Strict
 from .classical import image_object_scale, labels_scale
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ class RescaleConfig(Strict):
     target_diameter: PosFloat = 17.0
     # (smallest, largest) resize factor: bounds a wrong label-free estimate and the work on the image
     limits: tuple[PosFloat, PosFloat] = (0.25, 4.0)
+    # the label-free diameter at prediction: "style" = the size model fitted at training on the segmenter's
+    # own features (Stringer et al. 2021; :mod:`.size_model`), "classical" = the classical baseline's estimate
+    estimate: Literal["style", "classical"] = "style"
+    # the size model is fitted on at most this many training images (one network pass each)
+    size_images: PosInt = 256
 
     @field_validator("limits")
     @classmethod

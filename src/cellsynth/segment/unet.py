@@ -45,7 +45,7 @@ from skimage.segmentation import watershed
 
 from .. import ddp
 from ..allocator import retained_heap
-from ..config import Fraction, PosFloat, Strict, ordered_range, validate
+from ..config import Fraction, PosFloat, PosInt, Strict, ordered_range, validate
 from ..dataset import read_pairs
 from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile, percentile_range
@@ -62,7 +62,8 @@ from ..nn.unet import UNet
 from ..simulate import encode
 from .augment import AugmentConfig, augment_pair
 from .classical import finish_labels
-from .rescale import RescaleConfig, image_diameter, rescale_pair, resize, scale_factor, scaled_shape
+from .rescale import RescaleConfig, image_diameter, labels_diameter, rescale_pair, resize, scale_factor, scaled_shape
+from .size_model import fit_ridge, predict_ridge
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ FORMAT_VERSION = 1
 CLASSES = ("background", "boundary", "interior")
 IGNORE = 255  # target value of padded pixels (no loss there)
 TOUCHING = 3  # training-target value: boundary pixel next to another object (class 1, extra weight)
+# fewer training images with objects than this fit no size model (a regression on a handful of images
+# knows less of a new image's scale than the classical estimate does)
+MIN_SIZE_IMAGES = 10
 
-PosInt = Annotated[int, Field(ge=1)]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -408,6 +411,8 @@ class Segmenter:
         # folders written before scale normalisation existed: native scale
         rs = inf.get("rescale")
         self.rescale = validate(RescaleConfig, rs, prefix="inference.rescale.") if rs is not None else None
+        # folders written before the size model existed estimate the diameter the classical way
+        self.size_model = config.get("size_model")
 
     def _check(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -436,10 +441,47 @@ class Segmenter:
         if self.rescale is None:
             return 1.0
         if diameter is None:
-            diameter = image_diameter(image)
+            diameter = self.estimate_diameter(image)
         elif not (np.isfinite(diameter) and diameter > 0):
             raise ConfigError(f"diameter {diameter}: must be a positive number of pixels")
         return scale_factor(diameter, self.rescale)
+
+    def estimate_diameter(self, image: np.ndarray) -> float | None:
+        """Label-free median object diameter (px) of ``image``: the size model's (exp of its ridge
+        prediction from :meth:`style`) when the folder has one, else the classical estimate
+        (:func:`cellsynth.segment.rescale.image_diameter`; None when it finds no object)."""
+        image = self._check(image)
+        if self.size_model is None:
+            return image_diameter(image)
+        return float(np.exp(predict_ridge(self.size_model, self.style(image)[None])[0]))
+
+    @torch.inference_mode()
+    def style(self, image: np.ndarray) -> np.ndarray:
+        """The image's "style" (Stringer et al. 2021) at its native scale: mean and standard deviation of
+        every channel of every level of the contracting path (:meth:`cellsynth.nn.unet.UNet.encode`) over
+        a centre crop of at most one inference tile (the input is normalised like :meth:`maps`'s)."""
+        x = normalize_percentile(self._check(image), *self.percentiles)
+        x = x[tuple(slice((n - min(n, t)) // 2, (n - min(n, t)) // 2 + min(n, t)) for n, t in zip(x.shape, self.tile))]
+        x = np.pad(x, [(0, -n % d) for n, d in zip(x.shape, self.net.divisor)], mode="symmetric")
+        levels = self.net.encode(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None, None].to(self.device))
+        return np.concatenate([torch.cat([h[0].flatten(1).mean(1), h[0].flatten(1).std(1)]).float().cpu().numpy()
+                               for h in levels])
+
+    def fit_size_model(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], max_images: int | None = None,
+                       rng: np.random.Generator | None = None) -> dict:
+        """Fit the size model (:func:`cellsynth.segment.size_model.fit_ridge`: :meth:`style` →
+        log median diameter of the masks) on native-scale (image, mask) pairs with objects; at most
+        ``max_images`` of them, drawn with ``rng``."""
+        idx = np.arange(len(pairs))
+        if max_images is not None and len(idx) > max_images:
+            idx = np.sort((rng or np.random.default_rng(0)).choice(idx, max_images, replace=False))
+        feats, logd = [], []
+        for i in idx:
+            d = labels_diameter(pairs[i][1])
+            if d is not None:
+                feats.append(self.style(pairs[i][0]))
+                logd.append(np.log(d))
+        return fit_ridge(np.array(feats), np.array(logd))
 
     @torch.inference_mode()
     def maps(self, image: np.ndarray, tile: Sequence[int] | None = None, overlap: float | None = None,
@@ -556,6 +598,11 @@ def load_segmenter(folder: str | Path, device: str = "cpu") -> Segmenter:
         [int(t) for t in cfg["inference"]["tile"]]
         if cfg["inference"].get("rescale") is not None:
             validate(RescaleConfig, cfg["inference"]["rescale"], prefix="inference.rescale.")
+        if cfg.get("size_model") is not None:  # one style feature pair (mean, s.d.) per channel of every level
+            n = 2 * (sum(unet["channels"]) + unet["channels"][-1])
+            got = len(cfg["size_model"]["weights"])
+            if got != n:
+                raise ValueError(f"size_model has {got} weights, the network {n} features")
         lo, hi = cfg["normalisation"]["percentiles"]
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise config_error(what, e) from None
@@ -609,7 +656,9 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
         check_writable(out, "model folder")
 
     pairs = read_training_pairs(datasets)
-    factors = None
+    factors, native = None, None
+    if cfg.rescale is not None and cfg.rescale.estimate == "style":  # native-scale pairs for the size model
+        native = [(img, mask) for _, img, mask in pairs]
     if cfg.rescale is not None:  # each pair by its masks' median diameter (synthetic and real alike)
         pairs = [(name, *rescale_pair(img, mask, cfg.rescale)) for name, img, mask in pairs]
         factors = [f for *_, f in pairs]
@@ -710,6 +759,15 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
     }
     seg = Segmenter(net, config, device=dev)
+    if native is not None and sum(m.any() for _, m in native) < MIN_SIZE_IMAGES:
+        log.warning("rescale: %d training images with objects are too few for a size model (%d needed): the "
+                    "diameter at prediction is the classical estimate", sum(m.any() for _, m in native),
+                    MIN_SIZE_IMAGES)
+    elif native is not None:
+        config["size_model"] = seg.fit_size_model(native, cfg.rescale.size_images, np.random.default_rng(cfg.seed))
+        log.info("size model on %d images: leave-one-out error of log diameter %.3f (alpha %g)",
+                 config["size_model"]["n"], config["size_model"]["loo_rmse"], config["size_model"]["alpha"])
+        seg = Segmenter(net, config, device=dev)
     if out is not None and ddp.is_main():  # the weights are the same in every process: written once
         seg.save(out)
     if distributed:
