@@ -9,7 +9,8 @@ same images. ``--curve 150 300 600`` trains one model per step budget (a learnin
 budget its own cosine schedule). ``--per-image FILE`` writes each scored image's scores with its
 masks' median object diameter and the label-free estimate (JSON lines). ``--holdout K`` trains on
 the train images minus every K-th one and scores on those instead of val (for choosing settings
-without touching val). Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+without touching val). ``--train DIR ...`` trains on other dataset folders (``images/``, ``masks/``),
+e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val. Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py --curve 600 --threads 1 --append
 """
@@ -70,6 +71,7 @@ def main() -> int:
     ap.add_argument("--set", default="{}", help="JSON of SegmenterConfig keys over the config")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--holdout", type=int, default=None, help="score on every K-th train image, not on val")
+    ap.add_argument("--train", type=Path, nargs="+", help="train on these dataset folders instead (scored on val)")
     ap.add_argument("--max-val", type=int, default=None, help="score only the first N images")
     ap.add_argument("--model", type=Path, default=Path("/tmp/cellsynth-bench-segmenter"),
                     help="where the trained models go (one subfolder per budget)")
@@ -95,6 +97,10 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         train, scored = _split(args.holdout, Path(tmp))
+        if args.train:
+            if args.holdout:
+                ap.error("--train and --holdout exclude each other")
+            train = list(args.train)
         scored = scored[: args.max_val]
         images = [read_image(i) for _, i, _ in scored]
         gts = [read_labels(m) for _, _, m in scored]
@@ -132,7 +138,9 @@ def main() -> int:
         f"Command: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py {' '.join(sys.argv[1:])}` — "
         f"machine \"2-core CPU, 24 GB, shared\", {args.threads} torch thread(s), load average at the end {load} "
         "(wall times on the shared machine are upper bounds; CPU times are the process's own).",
-        f"Training: {rows[0]['n_train']} real annotated images, SegmenterConfig defaults"
+        f"Training: {rows[0]['n_train']} "
+        + (f"images of {', '.join(str(t) for t in args.train)}" if args.train else "real annotated images")
+        + ", SegmenterConfig defaults"
         + (f" except {json.dumps(changed)}" if changed else "") + f"; scored on {len(scored)} images "
         f"({rows[0]['n_true']} objects), AP = tp/(tp+fp+fn), means over images.",
         "",

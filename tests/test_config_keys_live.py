@@ -42,6 +42,9 @@ PERFORMANCE_ONLY = {
 SELECTS_RENDERER = {"renderer"}
 # Keys that act on `cellsynth fit`'s output, not on a render (tested in tests/test_fit_effects.py).
 FIT_ONLY = {"render.physics.fit_effects"}
+# Keys that act on the segmenters the benchmark and adapt train, not on a render
+# (tested in tests/test_segment_backends.py::test_preset_segmenter_section_reaches_the_unet).
+SEGMENTER_ONLY = {"segmenter"}
 # Pending: keys that act only after another change lands (none today).
 PENDING: set[str] = set()
 # Keys that act only in 3D: walked on the 3D presets only.
@@ -363,7 +366,7 @@ def _walk(preset: str, root: Path, models: dict[str, tuple[Path, Path]]) -> tupl
     dead, changed_perf, acting_pending = [], [], []
     baselines: dict = {}
     for key, ann in _leaves(Config):
-        if key in METADATA_ONLY | SELECTS_RENDERER | FIT_ONLY:
+        if key in METADATA_ONLY | SELECTS_RENDERER | FIT_ONLY | SEGMENTER_ONLY:
             continue
         if (key in ONLY_3D and ndim == 2) or (key in ONLY_2D and ndim == 3):
             continue
@@ -420,7 +423,7 @@ def test_every_key_changes_the_output(preset, tmp_path_factory, tiny_models):
 
 def test_lists_name_real_keys():
     keys = {k for k, _ in _leaves(Config)}
-    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, FIT_ONLY, PENDING, ONLY_3D, ONLY_2D):
+    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, FIT_ONLY, SEGMENTER_ONLY, PENDING, ONLY_3D, ONLY_2D):
         assert group <= keys, group - keys
 
 

@@ -171,3 +171,23 @@ def test_benchmark_with_a_time_budget_names_the_segmenter(tmp_path):
     assert f"unet: {rec['steps']} steps, {rec['train_loop_s']:g} s of training loop" in html
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
     assert saved["settings"]["segmenter"] == "unet" and saved["settings"]["segmenter_minutes"] == 0.01
+
+
+def test_preset_segmenter_section_reaches_the_unet(tmp_path):
+    """A preset's (or overlay's) ``segmenter`` keys are the U-Net's settings in every arm; bad ones are refused."""
+    ds = _dataset(tmp_path / "ds", (48, 48))
+    overlay = tmp_path / "o.yaml"
+    overlay.write_text("segmenter: {rescale: {target_diameter: 6}, tta: 2}\n")
+    s = bm.BenchmarkSettings(train_images=ds / "images", test=ds, out=tmp_path / "r", config=overlay,
+                             segmenter_patch=[32, 32], segmenter_batch=2, steps=2, progress=False, device="cpu")
+    st = bm.train_settings(s)
+    assert st.unet == {"rescale": {"target_diameter": 6}, "tta": 2}
+    backend = sb.get_backend("unet")
+    backend.check(2, st)
+    backend.train([ds], tmp_path / "m", st)
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["inference"]["rescale"]["target_diameter"] == 6 and cfg["inference"]["tta"] == 2
+    assert cfg["training"]["steps"] == 2  # the benchmark's own steps win over the section's
+    overlay.write_text("segmenter: {rescale: {target_diameter: -1}}\n")
+    with pytest.raises(ConfigError, match="segmenter.rescale"):
+        backend.check(2, bm.train_settings(s))

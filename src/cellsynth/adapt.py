@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .config import Strict, validate
+from .config import Strict, preset_dict, validate
 from .errors import ConfigError, InputError
 from .io import atomic_path, check_writable, list_images, read_image, read_json, read_labels, write_json, write_text
 
@@ -145,7 +145,6 @@ def _base_model(s: AdaptSettings) -> Path:
 
 def validate_settings(s: AdaptSettings) -> _Plan:
     """Check every input and setting; one-line errors, nothing written."""
-    from .config import preset_dict
     from .generative.diffusion import FORMAT, FORMAT_VERSION, DiffusionTrainConfig, init_network
     from .modelfolder import describe_training_data, read_model_config
     from .render import RENDERERS
@@ -165,7 +164,8 @@ def validate_settings(s: AdaptSettings) -> _Plan:
             raise ConfigError(f"renderer '{r}': adapt renders with diffusion, physics or sketch")
     preset_dict(s.preset)
     validate(DiffusionTrainConfig, dict(s.config.diffusion), prefix="config.diffusion.")
-    validate(SegmenterConfig, dict(s.config.segmenter), prefix="config.segmenter.")
+    validate(SegmenterConfig, {**(preset_dict(s.preset).get("segmenter") or {}), **s.config.segmenter},
+             prefix="config.segmenter.")
     from .config import DiffusionRenderConfig
     if "model" in s.config.render:
         raise ConfigError("config.render.model: the diffusion model is the one this run trains (or --mode none "
@@ -374,7 +374,7 @@ def _stage_generate(s: AdaptSettings, renderer: str, model: Path, spent: float) 
 
 def _stage_segmenter(s: AdaptSettings, renderer: str) -> dict:
     from .segment.unet import SegmenterConfig, train_segmenter
-    upd = {"seed": s.seed, **s.config.segmenter}
+    upd = {"seed": s.seed, **(preset_dict(s.preset).get("segmenter") or {}), **s.config.segmenter}
     base = validate(SegmenterConfig, upd, prefix="config.segmenter.")
     budget = s.budget_s("segmenter")
     data = [_dataset(s, renderer)]

@@ -468,6 +468,10 @@ class Config(Strict):
     renderer: Literal["physics", "sketch", "diffusion", "cgan", "cyclegan"] = "physics"
     scene: SceneConfig = SceneConfig()
     render: RenderConfig = RenderConfig()
+    # settings of the U-Net segmenter that suit this kind of data (SegmenterConfig keys, e.g. ``rescale``:
+    # the object diameter to train and predict at, as Cellpose's per-model diameter); the Syn2Real
+    # benchmark and ``adapt`` train every U-Net with them; validated where a segmenter is trained
+    segmenter: dict = {}
 
 
 # --------------------------------------------------------------------------- loading

@@ -420,12 +420,17 @@ def segmenter_backend(s: BenchmarkSettings):
 
 
 def train_settings(s: BenchmarkSettings):
-    """The benchmark's segmenter settings, the same for every arm."""
+    """The benchmark's segmenter settings, the same for every arm (the U-Net's from the preset's and the
+    overlay's ``segmenter`` section)."""
     from ..segment.backends import TrainSettings
 
+    base = preset_dict(s.preset)
+    if s.config is not None:
+        base = deep_merge(base, load_yaml(s.config))
     return TrainSettings(steps=s.steps, budget_s=None if s.segmenter_minutes is None else 60.0 * s.segmenter_minutes,
                          patch=s.segmenter_patch, batch=s.segmenter_batch, seed=s.seed, device=s.device,
-                         threads=s.threads, progress=s.progress, python=s.segmenter_python)
+                         threads=s.threads, progress=s.progress, python=s.segmenter_python,
+                         unet=dict(base.get("segmenter") or {}))
 
 
 def _train(datasets: list[Path], out: Path, s: BenchmarkSettings, predict_images=()):

@@ -39,7 +39,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ class TrainSettings:
     device : torch device of the U-Net ("auto", "cpu", "cuda"); the external backends run on CPU.
     threads : CPU threads of the external framework (None = its choice).
     python : the consumer environment's python (external backends); None = the default search.
+    unet : :class:`~cellsynth.segment.unet.SegmenterConfig` keys of the U-Net (a preset's ``segmenter``
+        section); the steps, seed, patch and batch above take precedence.
     """
 
     steps: int = 600
@@ -82,6 +84,7 @@ class TrainSettings:
     threads: int | None = None
     progress: bool = True
     python: Path | None = None
+    unet: dict = field(default_factory=dict)
 
 
 class Backend:
@@ -112,11 +115,17 @@ class UNetBackend(Backend):
 
     name = "unet"
 
+    def check(self, ndim, settings):
+        super().check(ndim, settings)
+        from ..config import validate
+        from .unet import SegmenterConfig
+        validate(SegmenterConfig, dict(settings.unet), prefix="segmenter.")
+
     def _train(self, datasets, out, settings: TrainSettings, steps: int):
         from ..config import validate
         from .unet import SegmenterConfig, train_segmenter
 
-        upd: dict = {"steps": steps, "seed": settings.seed}
+        upd: dict = {**settings.unet, "steps": steps, "seed": settings.seed}
         if settings.patch:
             upd["patch"] = list(settings.patch)
         if settings.batch:
