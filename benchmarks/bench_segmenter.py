@@ -10,7 +10,8 @@ budget its own cosine schedule). ``--per-image FILE`` writes each scored image's
 masks' median object diameter and the label-free estimate (JSON lines). ``--holdout K`` trains on
 the train images minus every K-th one and scores on those instead of val (for choosing settings
 without touching val). ``--train DIR ...`` trains on other dataset folders (``images/``, ``masks/``),
-e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val. Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
+e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val.
+Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py --curve 600 --threads 1 --append
 """

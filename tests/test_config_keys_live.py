@@ -423,7 +423,8 @@ def test_every_key_changes_the_output(preset, tmp_path_factory, tiny_models):
 
 def test_lists_name_real_keys():
     keys = {k for k, _ in _leaves(Config)}
-    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, FIT_ONLY, SEGMENTER_ONLY, PENDING, ONLY_3D, ONLY_2D):
+    for group in (METADATA_ONLY, PERFORMANCE_ONLY, SELECTS_RENDERER, FIT_ONLY, SEGMENTER_ONLY, PENDING, ONLY_3D,
+                  ONLY_2D):
         assert group <= keys, group - keys
 
 
