@@ -121,11 +121,13 @@ class UNetBackend(Backend):
         from .unet import SegmenterConfig
         validate(SegmenterConfig, dict(settings.unet), prefix="segmenter.")
 
-    def _train(self, datasets, out, settings: TrainSettings, steps: int):
+    def _train(self, datasets, out, settings: TrainSettings, steps: int, probe: bool = False):
         from ..config import validate
         from .unet import SegmenterConfig, train_segmenter
 
         upd: dict = {**settings.unet, "steps": steps, "seed": settings.seed}
+        if probe and upd.get("rescale"):  # the timing probe fits no size model: its network is thrown away
+            upd["rescale"] = {**upd["rescale"], "estimate": "classical"}
         if settings.patch:
             upd["patch"] = list(settings.patch)
         if settings.batch:
@@ -141,7 +143,7 @@ class UNetBackend(Backend):
         probe_s = 0.0
         steps = settings.steps
         if settings.budget_s is not None:
-            probe = self._train(datasets, None, settings, PROBE_STEPS)
+            probe = self._train(datasets, None, settings, PROBE_STEPS, probe=True)
             probe_s = probe.config["training"]["seconds"]
             steps = max(1, int(settings.budget_s / (probe_s / PROBE_STEPS)))
         seg = self._train(datasets, out, settings, steps)

@@ -4,9 +4,12 @@ The idea of Cellpose (Stringer et al. 2021): nuclei of 8–80 px across images c
 network's receptive field and one training-patch size at their native scale, so every image is
 resized by ``target_diameter / d`` (clipped to ``limits``), where d is the image's median object
 diameter. At training d comes from the masks (:func:`cellsynth.segment.classical.labels_scale`);
-at prediction it is estimated without labels from the image
+at prediction it is estimated without labels — by default (``estimate: style``) with Cellpose's size
+model: a ridge regression from the segmenter's own pooled features to log d, fitted on the training
+pairs (:mod:`cellsynth.segment.size_model`, :meth:`cellsynth.segment.unet.Segmenter.estimate_diameter`);
+with ``estimate: classical`` (and for fewer than 10 training images) from the image alone
 (:func:`cellsynth.segment.classical.image_object_scale`, the scale estimate of the scale-adaptive
-classical baseline), and the predicted maps are resized back to the image's own shape before the
+classical baseline) — and the predicted maps are resized back to the image's own shape before the
 watershed. In 3D the factor is isotropic (every axis, anisotropy kept) and d is the diameter of
 the sphere of the median object volume, in voxels.
 Images are resized with linear interpolation (anti-aliased when shrunk), masks with nearest
