@@ -161,7 +161,11 @@ def _readme(name: str, nd: int, lo: float, hi: float, pp: dict, rs: dict | None 
     rescale = "" if rs is None else (
         f"\n\n## Scale\nThe model was trained on images resized so that their median object diameter is "
         f"{rs['target_diameter']} px; resize each image by {rs['target_diameter']} / (its median object diameter), "
-        f"within {list(rs['limits'])}, before the model, and the probabilities back before the watershed.")
+        f"within {list(rs['limits'])}, before the model, and the probabilities back before the watershed. "
+        f"cellsynth estimates the diameter of an unannotated image with the `size_model` of "
+        f"`cellsynth_config.json` when there is one (ridge weights over the mean and standard deviation of every "
+        f"channel of every level of the network's contracting path, Stringer et al. 2021), else from the "
+        f"median connected component of the image's Otsu foreground.")
     return f"""# {name}
 
 A {nd}D U-Net trained with cellsynth to predict, per pixel, the
