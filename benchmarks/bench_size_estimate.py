@@ -115,8 +115,10 @@ def _fit(pairs) -> tuple[dict, float]:
 
 
 def _summary(model: dict, fit_s: float) -> dict:
-    return {"pairs": model["n"], "alpha": round(model["alpha"], 4), "gate_log2": model["gate_log2"],
-            "loo_rmse_log2": round(model["loo_rmse_log2"], 3), "loo_within_sqrt2": round(model["loo_within_sqrt2"], 3),
+    return {"pairs": model["n"], "alpha": model["ridge"]["alpha"], "gate_log2": model["gate_log2"],
+            "ridge_loo_rmse_log2": round(model["ridge"]["loo_rmse"] / np.log(2), 3),
+            "cv_median_abs_log2": round(model["cv_median_abs_log2"], 3),
+            "cv_within_sqrt2": round(model["cv_within_sqrt2"], 3),
             "diameter_range": [round(d, 1) for d in model["diameter_range"]], "fit_s": round(fit_s, 1)}
 
 

@@ -51,7 +51,7 @@ def test_spectrum_moves_to_larger_sigma_with_object_size(ndim):
 @pytest.mark.parametrize("ndim,radii,unseen", [(2, (3, 4, 6, 9, 12), 7.5), (3, (3, 4, 6, 8), 5)])
 def test_regressor_predicts_an_unseen_size(ndim, radii, unseen):
     model = _fit(ndim, radii)
-    assert model["ndim"] == ndim and model["n"] == 2 * len(radii) and model["alpha"] > 0
+    assert model["ndim"] == ndim and model["n"] == 2 * len(radii) and model["ridge"]["alpha"] > 0
     img, lab = _pair(ndim, unseen, 7)
     assert predict_diameter(model, img) == pytest.approx(labels_diameter(lab), rel=0.2)
 
@@ -70,14 +70,14 @@ def test_pairs_without_objects_are_skipped():
     with_empty = fit_size_model([_pair(2, r, s)[0] for r in (3, 5, 8) for s in (0, 1)] + [img],
                                 [_pair(2, r, s)[1] for r in (3, 5, 8) for s in (0, 1)] + [np.zeros_like(lab)])
     assert with_empty["n"] == model["n"] == 6
-    assert with_empty["weights"] == pytest.approx(model["weights"])
+    assert with_empty["ridge"]["weights"] == pytest.approx(model["ridge"]["weights"])
 
 
 def test_bad_input_errors():
     img, lab = _pair(2, 4, 0)
     empty = np.zeros_like(lab)
-    with pytest.raises(ConfigError, match="at least 3 pairs"):
-        fit_size_model([img, img, img], [empty, empty, empty])
+    with pytest.raises(ConfigError, match="at least 4 pairs"):
+        fit_size_model([img, img, img, img], [lab, lab, lab, empty])
     with pytest.raises(ConfigError, match="2 images but 1 masks"):
         fit_size_model([img, img], [lab])
     bad = img.copy()
@@ -106,8 +106,11 @@ def test_bad_input_errors():
         predict_diameter({"weights": []}, img)
     with pytest.raises(ConfigError, match="version"):
         predict_diameter({**model, "version": 99}, img)
-    with pytest.raises(ConfigError, match="'weights' has 2 values"):
-        predict_diameter({**model, "weights": [0.0, 1.0]}, img)
+    with pytest.raises(ConfigError, match="made for 2 features"):
+        predict_diameter({**model, "ridge": {**model["ridge"], "weights": [0.0, 1.0], "mean": [0.0, 0.0],
+                                             "scale": [1.0, 1.0]}}, img)
+    with pytest.raises(ConfigError, match="no 'ridge'"):
+        predict_diameter({k: v for k, v in model.items() if k != "ridge"}, img)
 
 
 def test_gate_picks_the_classical_estimate_where_they_agree():

@@ -29,11 +29,12 @@ log-scale centroid a linear function of the features, which a linear model can u
 a block-mean pyramid (each σ at a level where it is 1.5–3 px), so a 512² image takes ~50 ms.
 
 **Regressor** (:func:`fit_size_model`, :func:`predict_diameter`): ridge regression on standardised
-features to log(diameter), solved in closed form (SVD); the ridge strength α is chosen by exact
-leave-one-out error on the training pairs. The regressor is robust but, where the classical estimate
-works (Otsu components = objects), less precise than it; so the prediction is the classical diameter
+features to log(diameter) (:func:`cellsynth.segment.size_model.fit_ridge`, the ridge of the
+segmenter's own size model: closed form, α by exact leave-one-out error on the training pairs). The
+regressor is robust but, where the classical estimate works (Otsu components = objects), less
+precise than it; so the prediction is the classical diameter
 when the two agree within a gate g (|log2 ratio| <= g), else the regressor's. g is chosen on the
-same leave-one-out predictions by the same squared error (g = 0 is the regressor alone). The model is a
+cross-validated predictions by the same squared error (g = 0 is the regressor alone). The model is a
 plain JSON-serialisable dict.
 
 Torch-free (numpy / scipy / skimage).
@@ -50,6 +51,7 @@ from ..errors import ConfigError, InputError
 from ..intensity import DEFAULT_PERCENTILES, normalize_percentile
 from .classical import image_object_scale
 from .rescale import labels_diameter
+from .size_model import ALPHAS, fit_ridge, predict_ridge
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,9 @@ SIGMAS: tuple[float, ...] = tuple(float(s) for s in np.round(np.geomspace(1.0, 4
 MIN_LEVEL_SIGMA = 1.5
 MODEL_KIND = "cellsynth.size_model"
 MODEL_VERSION = 1
-# ridge strengths searched by leave-one-out (standardised features, centred log-diameters)
-ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-3, 4, 29))
-# agreement gates (|log2 regressor / classical|) searched by leave-one-out; 0 = the regressor alone
+# agreement gates (|log2 regressor / classical|) searched by cross-validation; 0 = the regressor alone
 GATES: tuple[float, ...] = tuple(float(g) for g in np.arange(0.0, 1.01, 0.125))
+CV_FOLDS = 10
 
 
 def _check_image(image, name: str = "image") -> np.ndarray:
@@ -168,10 +169,6 @@ def _features(x: np.ndarray) -> tuple[np.ndarray, float | None]:
     return feats, d_classical
 
 
-def _n_features() -> int:
-    return 3 * len(SIGMAS) + 1
-
-
 def _gated(log_regressor, log_classical, gate: float):
     """The classical log-diameter where it lies within ``gate`` (log2 units) of the regressor's, else the
     regressor's (also where there is no classical estimate: NaN)."""
@@ -183,10 +180,11 @@ def fit_size_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                    alphas: Sequence[float] = ALPHAS, gates: Sequence[float] = GATES) -> dict:
     """Fit the ridge regressor from scale features to log(median object diameter) on (image, mask) pairs.
 
-    Pairs whose mask has no object are skipped. Features are standardised (training mean and
-    standard deviation); α is the value of ``alphas`` with the smallest exact leave-one-out squared
-    error of log(diameter); the agreement gate with the classical estimate is the value of ``gates``
-    (log2 units) with the smallest mean squared error of the gated leave-one-out predictions.
+    Pairs whose mask has no object are skipped. The regression is
+    :func:`cellsynth.segment.size_model.fit_ridge` (standardised features, α among ``alphas`` by exact
+    leave-one-out error of log(diameter)); the agreement gate with the classical estimate is the value
+    of ``gates`` (log2 units) with the smallest mean squared error of the gated predictions of a
+    ``CV_FOLDS``-fold cross-validation (folds: every k-th pair; leave-one-out below ``CV_FOLDS`` pairs).
 
     Parameters
     ----------
@@ -198,16 +196,16 @@ def fit_size_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     Returns
     -------
     dict
-        Plain JSON-serialisable model: ``kind``, ``version``, ``ndim``, ``sigmas``, ``means``,
-        ``scales``, ``weights``, ``bias``, ``alpha``, ``gate_log2``, ``n`` (pairs used), and for
-        information ``loo_rmse_log2`` (leave-one-out error of the regressor's log2 diameter),
-        ``loo_median_abs_log2`` and ``loo_within_sqrt2`` (of the gated prediction) and
-        ``diameter_range`` (of the training masks).
+        Plain JSON-serialisable model: ``kind``, ``version``, ``ndim``, ``sigmas``, ``ridge`` (the
+        :func:`fit_ridge` dict: ``mean``, ``scale``, ``weights``, ``bias``, ``alpha``, ``n``,
+        ``loo_rmse`` in natural-log units), ``gate_log2``, ``n`` (pairs used), and for information
+        ``cv_median_abs_log2`` and ``cv_within_sqrt2`` (the cross-validated gated predictions' error)
+        and ``diameter_range`` (of the training masks).
 
     Raises
     ------
     ConfigError
-        No pair with objects, fewer than 3 such pairs, different lengths, or an empty ``alphas``.
+        Fewer than 4 pairs with objects, different lengths, or empty / negative ``alphas`` or ``gates``.
     InputError
         A bad image or mask (dims, NaN, constant image, shape mismatch, float mask).
 
@@ -250,50 +248,31 @@ def fit_size_model(images: Sequence[np.ndarray], masks: Sequence[np.ndarray],
         logd.append(np.log(d))
     if len(ndims) > 1:
         raise InputError(f"fit_size_model: images of mixed dimensionality {sorted(ndims)}")
-    if len(feats) < 3:
-        raise ConfigError(f"fit_size_model needs at least 3 pairs whose mask has objects, got {len(feats)}")
-    X, y = np.array(feats), np.array(logd)
-    means, scales = X.mean(axis=0), X.std(axis=0)
-    scales[scales < 1e-12] = 1.0  # a constant feature carries nothing; standardised it stays 0
-    Z = (X - means) / scales
-    bias = float(y.mean())
-    yc = y - bias
-    # ridge for every α from one SVD; leave-one-out residual = residual / (1 − leverage), + the
-    # centring's own leverage 1/n (the intercept is fitted too)
-    U, S, Vt = np.linalg.svd(Z, full_matrices=False)
-    Uty = U.T @ yc
-    best = None
-    for a in alphas:
-        shrink = S ** 2 / (S ** 2 + a)
-        fitted = U @ (shrink * Uty)
-        lev = (U ** 2) @ shrink + 1.0 / len(y)
-        loo = (yc - fitted) / np.maximum(1.0 - lev, 1e-9)
-        err = float(np.mean(loo ** 2))
-        if best is None or err < best[0]:
-            best = (err, a)
-    err, alpha = best
-    w = Vt.T @ (S / (S ** 2 + alpha) * Uty)
-    # the gate: the leave-one-out predictions at this α, gated with the classical estimate, scored
-    # by the squared error as α was (ties: the first, i.e. the smaller gate)
-    shrink = S ** 2 / (S ** 2 + alpha)
-    lev = (U ** 2) @ shrink + 1.0 / len(y)
-    loo_pred = y - (yc - U @ (shrink * Uty)) / np.maximum(1.0 - lev, 1e-9)
-    classical = np.array(classical)
-    gate_errs = [float(np.mean((_gated(loo_pred, classical, g) - y) ** 2)) for g in gates]
+    if len(feats) < 4:  # every cross-validation fold's ridge needs 3
+        raise ConfigError(f"fit_size_model needs at least 4 pairs whose mask has objects, got {len(feats)}")
+    X, y, classical = np.array(feats), np.array(logd), np.array(classical)
+    ridge = fit_ridge(X, y, alphas)
+    # the gate on cross-validated predictions (each fold's ridge with its own leave-one-out α), scored by
+    # the squared error as α was (ties: the smaller gate)
+    folds = np.arange(len(y)) % min(CV_FOLDS, len(y))
+    cv = np.empty_like(y)
+    for k in np.unique(folds):
+        cv[folds == k] = predict_ridge(fit_ridge(X[folds != k], y[folds != k], alphas), X[folds == k])
+    gate_errs = [float(np.mean((_gated(cv, classical, g) - y) ** 2)) for g in gates]
     gate = float(gates[int(np.argmin(gate_errs))])
-    final = np.abs(_gated(loo_pred, classical, gate) - y) / np.log(2)
-    log.info("size model: %d pairs, alpha %.3g, gate %.3g log2, leave-one-out rmse %.3f log2, within sqrt2 %.3f",
-             len(y), alpha, gate, np.sqrt(err) / np.log(2), np.mean(final <= 0.5))
+    final = np.abs(_gated(cv, classical, gate) - y) / np.log(2)
+    log.info("size model: %d pairs, alpha %g, gate %g log2, cross-validated within sqrt2 %.3f", len(y),
+             ridge["alpha"], gate, np.mean(final <= 0.5))
     return {
         "kind": MODEL_KIND, "version": MODEL_VERSION, "ndim": int(ndims.pop()), "sigmas": list(SIGMAS),
-        "means": means.tolist(), "scales": scales.tolist(), "weights": w.tolist(), "bias": bias,
-        "alpha": alpha, "gate_log2": gate, "n": int(len(y)), "loo_rmse_log2": float(np.sqrt(err) / np.log(2)),
-        "loo_median_abs_log2": float(np.median(final)), "loo_within_sqrt2": float(np.mean(final <= 0.5)),
+        "ridge": ridge, "gate_log2": gate, "n": int(len(y)),
+        "cv_median_abs_log2": float(np.median(final)), "cv_within_sqrt2": float(np.mean(final <= 0.5)),
         "diameter_range": [float(np.exp(y.min())), float(np.exp(y.max()))],
     }
 
 
 def _check_model(model: dict) -> None:
+    """The parts of a size model that :func:`predict_ridge` does not check itself."""
     if not isinstance(model, dict) or model.get("kind") != MODEL_KIND:
         raise ConfigError(f"size model: not a {MODEL_KIND} dict")
     if model.get("version") != MODEL_VERSION:
@@ -303,10 +282,8 @@ def _check_model(model: dict) -> None:
     gate = model.get("gate_log2")
     if not isinstance(gate, (int, float)) or gate < 0:
         raise ConfigError(f"size model: 'gate_log2' must be a number >= 0, got {gate!r}")
-    n = _n_features()
-    for key in ("means", "scales", "weights"):
-        if len(model.get(key, [])) != n:
-            raise ConfigError(f"size model: '{key}' has {len(model.get(key, []))} values, expected {n}")
+    if not isinstance(model.get("ridge"), dict):
+        raise ConfigError("size model: no 'ridge' dict")
 
 
 def predict_diameter(model: dict, image: np.ndarray) -> float | None:
@@ -336,8 +313,7 @@ def predict_diameter(model: dict, image: np.ndarray) -> float | None:
     if np.ptp(x) == 0:
         return None
     f, d_classical = _features(x)
-    z = (f - np.asarray(model["means"])) / np.asarray(model["scales"])
-    log_d = model["bias"] + z @ np.asarray(model["weights"])
+    log_d = predict_ridge(model["ridge"], f[None])[0]
     if d_classical is not None:
         log_d = _gated(log_d, np.log(d_classical), float(model["gate_log2"]))
     return float(np.exp(log_d))
