@@ -26,7 +26,8 @@ a per-pixel characteristic-scale histogram) by leave-one-out error on DSB 2018 `
 
 Every feature is invariant to the image's contrast and offset; the normalised spectra make the
 log-scale centroid a linear function of the features, which a linear model can use. Large σ work on
-a block-mean pyramid (each σ at a level where it is 1.5–3 px), so a 512² image takes ~50 ms.
+a block-mean pyramid (each σ at a level where it is 1.5–3 px): ≈ 70 ms for a 520×696 image, a third of
+it the classical estimate (``benchmarks/RESULTS.md``).
 
 **Regressor** (:func:`fit_size_model`, :func:`predict_diameter`): ridge regression on standardised
 features to log(diameter) (:func:`cellsynth.segment.size_model.fit_ridge`, the ridge of the
