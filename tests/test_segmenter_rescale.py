@@ -135,9 +135,9 @@ def test_rescale_key_acts_in_training_and_prediction(tmp_path, ndim):
     native, data = _train(tmp_path, ndim, "native", None)
     seg, _ = _train(tmp_path, ndim, "scaled", {"target_diameter": 20})
     cfg = json.loads((tmp_path / "scaled" / "config.json").read_text())
-    assert cfg["inference"]["rescale"] == {"target_diameter": 20.0, "limits": [0.25, 4.0], "estimate": "style",
+    assert cfg["inference"]["rescale"] == {"target_diameter": 20.0, "limits": [0.25, 4.0], "estimate": "classical",
                                            "size_images": 256}
-    assert "size_model" not in cfg  # two training images: too few for a size model, the classical estimate acts
+    assert "size_model" not in cfg  # the classical estimate (the default) fits none
     f_lo, f_med, f_hi = cfg["training"]["rescale_factors"]
     assert f_med == pytest.approx(20 / labels_diameter(_blobs(ndim, 5)[1]), rel=0.01)
     # the training data changed, so did the weights
@@ -222,8 +222,8 @@ def test_size_model_is_fitted_on_the_training_pairs_and_estimates_the_scale(tmp_
     data = _dataset(tmp_path / "data", ndim, radii=radii)
     patch = PATCH[ndim]
     base = {**TINY, "steps": 20, "patch": patch, "tile": patch}
-    train_segmenter([data], tmp_path / "m", SegmenterConfig(**base, rescale={"target_diameter": 8}),
-                    device="cpu", progress=False)
+    style = {"target_diameter": 8, "estimate": "style"}
+    train_segmenter([data], tmp_path / "m", SegmenterConfig(**base, rescale=style), device="cpu", progress=False)
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     sm = cfg["size_model"]
     assert sm["n"] == len(radii) and len(sm["weights"]) == 2 * (8 + 16 + 16)
@@ -236,12 +236,11 @@ def test_size_model_is_fitted_on_the_training_pairs_and_estimates_the_scale(tmp_
     assert np.corrcoef(np.log(est), np.log(true))[0, 1] > 0.9
     assert loaded.scale_factor(imgs[0]) == pytest.approx(8 / est[0])
     # size_images caps the pairs it is fitted on; estimate "classical" fits none and uses the classical estimate
-    capped = train_segmenter([data], None, SegmenterConfig(**base, rescale={"target_diameter": 8,
-                                                                            "size_images": MIN_SIZE_IMAGES}),
+    capped = train_segmenter([data], None, SegmenterConfig(**base, rescale={**style, "size_images": MIN_SIZE_IMAGES}),
                              device="cpu", progress=False)
     assert capped.size_model["n"] == MIN_SIZE_IMAGES
-    classical = train_segmenter([data], tmp_path / "c", SegmenterConfig(
-        **base, rescale={"target_diameter": 8, "estimate": "classical"}), device="cpu", progress=False)
+    classical = train_segmenter([data], tmp_path / "c", SegmenterConfig(**base, rescale={"target_diameter": 8}),
+                                device="cpu", progress=False)
     assert classical.size_model is None and "size_model" not in json.loads((tmp_path / "c" / "config.json").read_text())
     assert classical.estimate_diameter(imgs[0]) == image_diameter(imgs[0])
     # a size model that does not fit the network is refused on load, in one line
