@@ -11,6 +11,8 @@ masks' median object diameter and the label-free estimate (JSON lines). ``--hold
 the train images minus every K-th one and scores on those instead of val (for choosing settings
 without touching val). ``--train DIR ...`` trains on other dataset folders (``images/``, ``masks/``),
 e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val.
+``--estimates classical style true`` also scores a model trained with ``rescale`` with each image's diameter
+from the classical estimate, the size model, or the masks (the oracle).
 Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_segmenter.py --curve 600 --threads 1 --append
@@ -73,6 +75,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--holdout", type=int, default=None, help="score on every K-th train image, not on val")
     ap.add_argument("--train", type=Path, nargs="+", help="train on these dataset folders instead (scored on val)")
+    ap.add_argument("--estimates", nargs="+", default=[], choices=["classical", "style", "true"],
+                    help="a model trained with rescale: also score it with each image's diameter from the classical "
+                         "estimate, its size model (needs rescale.estimate: style), or the masks (oracle)")
     ap.add_argument("--max-val", type=int, default=None, help="score only the first N images")
     ap.add_argument("--model", type=Path, default=Path("/tmp/cellsynth-bench-segmenter"),
                     help="where the trained models go (one subfolder per budget)")
@@ -117,6 +122,15 @@ def main() -> int:
                          "predict_s": t2 - t1, "predict_cpu": _cpu(c1, c2),
                          "n_train": seg.config["training"]["n_images"], "loss": seg.config["training"]["final_loss"]})
             print(json.dumps(rows[-1]), flush=True)
+            for name in args.estimates:  # the same network, another diameter per image
+                if seg.rescale is None or (name == "style" and seg.size_model is None):
+                    ap.error(f"--estimates {name}: the model has no rescale{' size model' if seg.rescale else ''}")
+                saved, seg.size_model = seg.size_model, (seg.size_model if name == "style" else None)
+                ds = [labels_diameter(g) if name == "true" else seg.estimate_diameter(im)
+                      for im, g in zip(images, gts)]
+                seg.size_model = saved
+                r = score(gts, [seg.predict(im, diameter=d) for im, d in zip(images, ds)])
+                print(json.dumps({"steps": steps, "estimate": name, **r}), flush=True)
             if args.per_image:
                 with open(args.per_image, "a") as f:
                     for (name, _, _), im, g, s in zip(scored, images, gts, per):
