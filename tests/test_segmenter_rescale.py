@@ -172,6 +172,13 @@ def test_cli_train_with_rescale_and_predict_with_a_diameter(tmp_path, capsys):
         assert main(["segment", "train", "--data", str(data), "--out", str(tmp_path / name), "--steps", "2",
                      "--patch", "32", "32", "--device", "cpu", "--no-progress", "--config", str(c)]) == 0
     assert json.loads((tmp_path / "m" / "config.json").read_text())["inference"]["rescale"]["target_diameter"] == 8
+    # --preset: the preset's segmenter section (nuclei2d-dsb rescales to 17 px), --config keys over it
+    for name, extra, want in (("p", [], 17), ("q", ["--config", str(cfg)], 8)):
+        assert main(["segment", "train", "--data", str(data), "--out", str(tmp_path / name), "--steps", "2",
+                     "--patch", "32", "32", "--device", "cpu", "--no-progress", "--batch-size", "2",
+                     "--preset", "nuclei2d-dsb", *extra]) == 0
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved["inference"]["rescale"]["target_diameter"] == want
     pred = ["segment", "predict", "--images", str(data / "images"), "--device", "cpu", "--no-progress"]
     assert main(pred + ["--model", str(tmp_path / "m"), "--out", str(tmp_path / "p"), "--diameter", "11"]) == 0
     img = tifffile.imread(data / "images" / "s0.tif")

@@ -28,8 +28,9 @@ def add_parser(subparsers) -> None:
     t.add_argument("--data", action="append", type=Path, metavar="DATASET",
                    help="unet: dataset folder with images/ and masks/ (repeat to combine several)")
     t.add_argument("--images", type=Path, metavar="DIR", help="cyclegan: folder of real images")
-    t.add_argument("--preset", metavar="P", help="cyclegan: preset whose simulated masks form the mask "
-                   "domain (e.g. nuclei-golgi3d)")
+    t.add_argument("--preset", metavar="P", help="unet: start from the preset's segmenter settings (its "
+                   "`segmenter` section, e.g. nuclei2d-dsb's rescale to 17 px), --config keys over them; "
+                   "cyclegan: preset whose simulated masks form the mask domain (e.g. nuclei-golgi3d)")
     t.add_argument("--resume", action="store_true", help="cyclegan: continue from the checkpoint in --out")
     t.add_argument("--out", required=True, type=Path, metavar="MODEL", help="model folder to write")
     t.add_argument("--config", type=Path, metavar="F",
@@ -108,10 +109,11 @@ def _train(args) -> int:
         return _train_cyclegan(args)
     if not args.data:
         raise ConfigError("segment train --method unet needs --data DATASET")
-    from ..config import validate
+    from ..config import preset_dict, validate
     from ..segment.unet import SegmenterConfig, load_segmenter_config, train_segmenter
 
-    cfg = load_segmenter_config(args.config)
+    base = (preset_dict(args.preset).get("segmenter") or {}) if args.preset else None
+    cfg = load_segmenter_config(args.config, base)
     updates = {k: v for k, v in (("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
     if updates:
         cfg = validate(SegmenterConfig, {**cfg.model_dump(), **updates})

@@ -775,10 +775,9 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
     return seg
 
 
-def load_segmenter_config(path: str | Path | None) -> SegmenterConfig:
-    """A :class:`SegmenterConfig` from a YAML/JSON file (None = defaults); one-line errors."""
-    from ..config import load_yaml
+def load_segmenter_config(path: str | Path | None, base: dict | None = None) -> SegmenterConfig:
+    """A :class:`SegmenterConfig` from a YAML/JSON file (None = defaults) over the keys of ``base``
+    (e.g. a preset's ``segmenter`` section); one-line errors."""
+    from ..config import deep_merge, load_yaml
 
-    if path is None:
-        return SegmenterConfig()
-    return validate(SegmenterConfig, load_yaml(path))
+    return validate(SegmenterConfig, deep_merge(base or {}, load_yaml(path) if path is not None else {}))
