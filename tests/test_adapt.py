@@ -136,6 +136,8 @@ def test_adapt_2d_end_to_end_then_resume_after_interrupt(tmp_path, monkeypatch, 
         assert read_labels(out / "predictions" / f"im{i}.tif").shape == (64, 64)
     assert set(rep["scores"]["per_image"]) == {"im0", "im1", "im2"}
     assert 0 <= rep["scores"]["ap50"] <= 1 and 0 <= rep["scores"]["dice"] <= 1
+    per = [v["ap50"] for v in rep["scores"]["per_image"].values()]
+    assert rep["scores"]["ap50_mean"] == pytest.approx(sum(per) / len(per))
     md = (out / "report.md").read_text()
     assert "median nearest-neighbour distance ratio" in md and "AP@0.5" in md
     assert (out / "config.yaml").is_file()

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
               f"({dom['statistic']} {dom['value']:.3g})")
     if report.get("scores"):
         sc = report["scores"]
-        print(f"AP@0.5 {sc['ap50']:.3f}  AP@0.5:0.95 {sc['ap50_95']:.3f}  SEG {sc['seg']:.3f}  Dice {sc['dice']:.3f}")
+        print(f"AP@0.5 {sc['ap50']:.3f} pooled, {sc['ap50_mean']:.3f} mean over images  "
+              f"AP@0.5:0.95 {sc['ap50_95']:.3f}  SEG {sc['seg']:.3f}  Dice {sc['dice']:.3f}")
     print(f"report: {args.out / 'report.md'}")
     return 0
