@@ -7,8 +7,9 @@ synthetic alike), estimates the diameter of an unannotated image. :class:`cellsy
 uses it to choose the resize factor of ``rescale``. The model is a plain JSON-serialisable dict
 (no unpickling); torch-free.
 
-The ridge penalty α is chosen by exact leave-one-out error (closed form from one SVD of the
-standardised features).
+The ridge penalty α is chosen by leave-one-out error in closed form (the linear-smoother identity,
+from one SVD of the standardised features; the means and scales are those of all n samples, so it is
+exact for the ridge weights and approximate for the centring).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def fit_ridge(features: np.ndarray, target: np.ndarray, alphas: Sequence[float] 
         shrink = s ** 2 / (s ** 2 + a)
         fitted = u @ (shrink * uty)
         leverage = (u ** 2 * shrink).sum(1)
-        # exact leave-one-out residual of a linear smoother; the centring's own leverage 1/n included
+        # leave-one-out residual of a linear smoother (the centring's leverage 1/n added)
         loo = (yc - fitted) / np.maximum(1.0 - leverage - 1.0 / len(y), 1e-9)
         err = float(np.sqrt(np.mean(loo ** 2)))
         if best is None or err < best[0]:

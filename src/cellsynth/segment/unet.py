@@ -759,10 +759,10 @@ def train_segmenter(datasets: Sequence[str | Path], out: str | Path | None = Non
                      "loss_curve": curve, "config": cfg.model_dump(mode="json")},
     }
     seg = Segmenter(net, config, device=dev)
-    if native is not None and sum(m.any() for _, m in native) < MIN_SIZE_IMAGES:
+    n_with_objects = 0 if native is None else sum(bool(m.any()) for _, m in native)
+    if native is not None and n_with_objects < MIN_SIZE_IMAGES:
         log.warning("rescale: %d training images with objects are too few for a size model (%d needed): the "
-                    "diameter at prediction is the classical estimate", sum(m.any() for _, m in native),
-                    MIN_SIZE_IMAGES)
+                    "diameter at prediction is the classical estimate", n_with_objects, MIN_SIZE_IMAGES)
     elif native is not None:
         config["size_model"] = seg.fit_size_model(native, cfg.rescale.size_images, np.random.default_rng(cfg.seed))
         log.info("size model on %d images: leave-one-out error of log diameter %.3f (alpha %g)",
