@@ -10,7 +10,8 @@ budget its own cosine schedule). ``--per-image FILE`` writes each scored image's
 masks' median object diameter and the label-free estimate (JSON lines). ``--holdout K`` trains on
 the train images minus every K-th one and scores on those instead of val (for choosing settings
 without touching val). ``--train DIR ...`` trains on other dataset folders (``images/``, ``masks/``),
-e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val.
+e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val (with
+``--holdout K``: on every K-th train image, so that a Syn2Real lever is chosen without touching val).
 ``--estimates classical style true`` also scores a model trained with ``rescale`` with each image's diameter
 from the classical estimate, the size model, or the masks (the oracle).
 Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
@@ -74,7 +75,7 @@ def main() -> int:
     ap.add_argument("--set", default="{}", help="JSON of SegmenterConfig keys over the config")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--holdout", type=int, default=None, help="score on every K-th train image, not on val")
-    ap.add_argument("--train", type=Path, nargs="+", help="train on these dataset folders instead (scored on val)")
+    ap.add_argument("--train", type=Path, nargs="+", help="train on these dataset folders instead (scored on val, or on --holdout's images)")
     ap.add_argument("--estimates", nargs="+", default=[], choices=["classical", "style", "true"],
                     help="a model trained with rescale: also score it with each image's diameter from the classical "
                          "estimate, its size model (needs rescale.estimate: style), or the masks (oracle)")
@@ -103,9 +104,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         train, scored = _split(args.holdout, Path(tmp))
-        if args.train:
-            if args.holdout:
-                ap.error("--train and --holdout exclude each other")
+        if args.train:  # with --holdout: synthetic-trained models scored on held-out real train images
             train = list(args.train)
         scored = scored[: args.max_val]
         images = [read_image(i) for _, i, _ in scored]

@@ -58,10 +58,12 @@ def test_benchmark_tiny_all_arms(tiny):
     # the pooled arm trains on every renderer's samples (2 each), with the same steps
     assert data["arms"]["Syn2Real-pooled"]["training"].startswith("6 synthetic samples of physics, sketch, diffusion")
     assert data["best_renderer"] in ("physics", "sketch", "diffusion")  # never "pooled"
-    # the label-free choice: KID to the unannotated training images; every criterion, agreement included
+    # the label-free choice ("auto": three renderers, so the segmenters' agreement on the unannotated
+    # training images); every criterion is reported
     ch = data["renderer_choice"]
-    assert ch["criterion"] == "kid" and ch["real_images"] == 4 and ch["agreement_images"] == 4
-    assert ch["chosen"] == min(ch["scores"], key=lambda r: ch["scores"][r]["kid"])
+    assert ch["requested"] == "auto" and ch["criterion"] == "agreement"
+    assert ch["real_images"] == 4 and ch["agreement_images"] == 4
+    assert ch["chosen"] == max(ch["scores"], key=lambda r: ch["scores"][r]["agreement"])
     assert set(ch["by_criterion"]) == {"kid", "fid", "histogram", "spectrum", "agreement"}
     for sc in ch["scores"].values():
         assert 0.0 <= sc["agreement"] <= 1.0 and sc["histogram"] >= 0
@@ -181,7 +183,7 @@ def test_benchmark_bad_inputs(tiny, capsys):
                                            "--renderers", "physics,sketch"])
     assert "3 renderers" in err
     err = _no_output(tiny, capsys, base + ["--test", str(tiny / "test"), "--n", "1"])
-    assert "--choice kid" in err
+    assert "--choice auto" in err
 
 
 @pytest.mark.slow

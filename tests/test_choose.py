@@ -54,6 +54,13 @@ def test_default_criterion_and_agreement():
     preds = {"physics": [a, a], "sketch": [a, a], "other": [b, b]}
     name, scores = choose.choose_renderer(real, syn, "agreement", predictions=preds)
     assert name in ("physics", "sketch")
+    # "auto" (the default) is the agreement when three renderers' segmentations are given, KID otherwise
+    assert choose.DEFAULT_CRITERION == "auto"
+    preds_odd = {"physics": [b, b], "sketch": [a, a], "other": [a, a]}  # physics is the odd one out
+    auto, sc = choose.choose_renderer(real, syn, predictions=preds_odd)
+    assert auto != "physics" and auto == max(sc, key=lambda r: sc[r]["agreement"])
+    assert choose.choose_renderer(real, syn)[0] == choose.choose_renderer(real, syn, "kid")[0]
+    assert [choose.resolve_criterion("auto", k) for k in (0, 2, 3)] == ["kid", "kid", "agreement"]
     assert scores["physics"]["agreement"] == pytest.approx(0.5) and scores["other"]["agreement"] == 0.0
     # predictions given to an image criterion are still reported
     _, scores = choose.choose_renderer(real, syn, "histogram", predictions=preds)

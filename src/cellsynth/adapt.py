@@ -337,7 +337,7 @@ def _stage_renderer(s: AdaptSettings, plan: _Plan, model: Path) -> dict:
     t0 = time.time()
     if len(s.renderers) == 1:
         return {"renderer": s.renderers[0], "chosen_by": "the only candidate", "seconds": 0.0}
-    from .benchmark.choose import DEFAULT_CRITERION, choose_renderer
+    from .benchmark.choose import DEFAULT_CRITERION, choose_renderer, resolve_criterion
     from .dataset import generate_dataset
     probes = {}
     for r in s.renderers:  # the first samples of each renderer's dataset: the chosen one continues from them
@@ -346,7 +346,8 @@ def _stage_renderer(s: AdaptSettings, plan: _Plan, model: Path) -> dict:
         probes[r] = [read_image(p) for p in sorted((d / "images").glob("*.tif"))]
     real = [read_image(f) for f in plan.files[:32]]
     name, scores = choose_renderer(real, probes, seed=s.seed)
-    return {"renderer": name, "chosen_by": f"{DEFAULT_CRITERION} to the images, {min(PROBE_SAMPLES, s.n)} samples "
+    # no segmenter is trained yet, so "auto" is KID here
+    return {"renderer": name, "chosen_by": f"{resolve_criterion(DEFAULT_CRITERION)} to the images, {min(PROBE_SAMPLES, s.n)} samples "
             "per renderer, no labels", "scores": scores, "seconds": round(time.time() - t0, 1)}
 
 

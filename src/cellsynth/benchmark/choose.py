@@ -5,7 +5,10 @@ without annotations cannot score the Syn2Real arms. :func:`choose_renderer` rank
 by a label-free criterion computed between each renderer's synthetic images and the user's
 *unannotated* real images:
 
-- ``"kid"`` (default): kernel inception distance (Bińkowski et al. 2018) on the features of
+- ``"auto"`` (default): ``"agreement"`` when segmentations from at least three renderers' segmenters
+  are given (the Syn2Real benchmark trains them anyway), else ``"kid"`` (``cellsynth adapt`` chooses
+  before it trains anything); :func:`resolve_criterion` says which one acts;
+- ``"kid"``: kernel inception distance (Bińkowski et al. 2018) on the features of
   :class:`~cellsynth.metrics.image.StatisticsExtractor` (deterministic multi-scale filter statistics,
   no download; not Inception, so values compare only between runs of this extractor); lower is better;
 - ``"fid"``: Fréchet distance on the same features; lower is better;
@@ -18,10 +21,13 @@ by a label-free criterion computed between each renderer's synthetic images and 
   out); higher is better; needs at least three renderers.
 
 No criterion picks the best renderer on every image set measured so far (``benchmarks/RESULTS.md``,
-"Choosing the renderer without labels"); KID is the default because it needs no trained segmenter, works
-in 2D and 3D and was right on the DSB 2018 benchmark at its default sizes. Its known failure: a renderer
-that adds realistic but unlabelled structure (haze, debris) looks closer to the real images yet trains a
-worse segmenter. The benchmark's Syn2Real-pooled arm (all renderers together) avoids the choice.
+"Choosing the renderer without labels"). KID needs no trained segmenter and works in 2D and 3D, but it
+judges the images alone: a renderer whose images look closer to the real ones while their labels fit them
+less well (e.g. unlabelled realistic structure such as haze or debris) ranks high and trains a worse segmenter. The agreement judges what the segmenters learned from
+images *and* labels together; chosen on annotated training images held out of every training
+(``benchmarks/RESULTS.md``, "Label-free choice chosen on held-out training images"), it is what ``"auto"``
+uses whenever the segmenters exist. The benchmark's Syn2Real-pooled arm (all renderers together) avoids
+the choice.
 
 All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
 ``cellsynth evaluate images``, so the numbers match that command for the same images.
@@ -34,11 +40,26 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 
-CRITERIA = ("kid", "fid", "histogram", "spectrum", "agreement")
-DEFAULT_CRITERION = "kid"
+CRITERIA = ("auto", "kid", "fid", "histogram", "spectrum", "agreement")
+DEFAULT_CRITERION = "auto"
 HIGHER_IS_BETTER = {"agreement"}
 
-__all__ = ["choose_renderer", "renderer_distances", "segmenter_agreement", "ranking", "CRITERIA", "DEFAULT_CRITERION"]
+__all__ = ["choose_renderer", "renderer_distances", "segmenter_agreement", "ranking", "resolve_criterion", "CRITERIA",
+           "DEFAULT_CRITERION"]
+
+
+def resolve_criterion(criterion: str, n_segmented: int = 0) -> str:
+    """The criterion that acts: ``"auto"`` is ``"agreement"`` with segmentations from at least three
+    renderers' segmenters (``n_segmented``), else ``"kid"``; any other criterion is itself.
+
+    >>> resolve_criterion("auto", 3), resolve_criterion("auto", 2), resolve_criterion("histogram", 3)
+    ('agreement', 'kid', 'histogram')
+    """
+    if criterion not in CRITERIA:
+        raise ConfigError(f"unknown renderer-choice criterion '{criterion}'; choose from {', '.join(CRITERIA)}")
+    if criterion == "auto":
+        return "agreement" if n_segmented >= 3 else "kid"
+    return criterion
 
 
 def _images(x, what: str) -> list[np.ndarray]:
@@ -130,7 +151,8 @@ def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Ma
     ----------
     real_images : the user's images (2D or 3D arrays, no labels), e.g. the images ``cellsynth fit`` saw.
     synthetic_by_renderer : renderer name → its synthetic images (same dimensionality).
-    criterion : one of :data:`CRITERIA` (see the module docstring); default ``"kid"``.
+    criterion : one of :data:`CRITERIA` (see the module docstring); default ``"auto"`` (agreement with
+        ``predictions`` for at least three renderers, else KID; :func:`resolve_criterion`).
     predictions : renderer name → segmentations of ``real_images`` (or of a common subset) by a segmenter
         trained on that renderer's data; needed for ``"agreement"``, reported as ``scores[r]["agreement"]``
         whenever given for at least three renderers.
@@ -156,8 +178,7 @@ def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Ma
     >>> name, sorted(scores["matched"])
     ('matched', ['fid', 'histogram', 'kid', 'spectrum'])
     """
-    if criterion not in CRITERIA:
-        raise ConfigError(f"unknown renderer-choice criterion '{criterion}'; choose from {', '.join(CRITERIA)}")
+    criterion = resolve_criterion(criterion, len(predictions or {}))
     if not synthetic_by_renderer:
         raise InputError("choose_renderer: no renderers to choose from")
     if criterion == "agreement" and predictions is None:

@@ -22,9 +22,9 @@ on the per-image AP@0.5 (Eschweiler et al. 2024). Each renderer's images are com
 real test images by intensity-histogram Bhattacharyya distance and KL divergence
 (Eschweiler et al. 2024 eq. 4/5, on percentile-normalised images) and radially averaged power
 spectra. The renderer a user without any annotation would pick is chosen label-free by
-:func:`cellsynth.benchmark.choose.choose_renderer` (default: KID of each renderer's images to the
-unannotated training images; every criterion is reported, with the segmenters' agreement on those
-images when there are three or more renderers), and the report gives how far that choice and the
+:func:`cellsynth.benchmark.choose.choose_renderer` (default "auto": with three or more renderers the
+Syn2Real segmenters' agreement on unannotated training images, else KID of each renderer's images to
+those images; every criterion is reported), and the report gives how far that choice and the
 pooled arm fall from the best Syn2Real arm by the test labels. The result is ``REPORT/report.json`` and a self-contained
 ``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
 """
@@ -79,7 +79,8 @@ class BenchmarkSettings:
         scored to choose the Mix2Real renderer; the test labels play no part in that choice.
     diffusion_steps : respaced SDEdit steps (None = the config's).
     pooled : add the Syn2Real-pooled arm (all renderers' data, same steps) when there are ≥ 2 renderers.
-    choice_criterion : the label-free renderer choice's criterion (:data:`cellsynth.benchmark.choose.CRITERIA`).
+    choice_criterion : the label-free renderer choice's criterion (:data:`cellsynth.benchmark.choose.CRITERIA`);
+        "auto" = the Syn2Real segmenters' agreement with three or more renderers, else KID.
     diffusion_budget_s, diffusion_train_steps, diffusion_train : time budget, step cap and
         :class:`~cellsynth.generative.diffusion.DiffusionTrainConfig` fields of a model trained
         here (training stops at the first checkpoint after which the budget would be exceeded).
@@ -106,7 +107,7 @@ class BenchmarkSettings:
     # DiffusionTrainConfig fields for a model trained here (e.g. {"channels": [16, 32, 64]})
     diffusion_train: dict | None = None
     pooled: bool = True
-    choice_criterion: str = "kid"
+    choice_criterion: str = "auto"
     segmenter_patch: list[int] | None = None
     segmenter_batch: int | None = None
     # segmenter backend (cellsynth.segment.backends): unet, stardist or cellpose; the consumer env's python;
@@ -266,7 +267,7 @@ def validate_inputs(s: BenchmarkSettings) -> _Inputs:
         train_images = [p for _, p, _ in train_pairs]
     else:
         train_images = _evenly(train_images, s.max_train)
-    if s.choice_criterion in ("kid", "fid"):
+    if s.choice_criterion in ("auto", "kid", "fid", "agreement"):  # KID is computed first in each of these
         few = [f"--n {s.n}" if s.n < 2 else "", f"--n-diffusion {s.n_diffusion}"
                if "diffusion" in s.renderers and s.n_diffusion is not None and s.n_diffusion < 2 else "",
                f"{len(train_images)} training image(s)" if len(train_images) < 2 else ""]
@@ -511,8 +512,9 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     choice = None
     if syn:
         choice = _choose(choice_real, syn_imgs, s.choice_criterion, s.seed, extractor=ex)
-        stage.note(f"label-free choice ({s.choice_criterion} to {len(choice_real)} unannotated training images): "
-                   f"{choice['chosen']}")
+        stage.note(f"label-free choice ({choice['criterion']} to {len(choice_real)} unannotated training images): "
+                   f"{choice['chosen']}" + (" (until the segmenters' agreement is known)"
+                                            if s.choice_criterion in ("auto", "agreement") and len(syn) >= 3 else ""))
     del syn_imgs
 
     keep = [n for n, _, _ in inp.test_pairs[:3]]
@@ -576,11 +578,13 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
     # 7. Mix2Real with the renderer chosen on the validation split (never on the test labels)
     report["best_renderer"] = best_renderer(report["arms"], "summary") if syn else None
     if choice is not None:
+        from .choose import resolve_criterion, segmenter_agreement
         if agree_preds:
-            from .choose import segmenter_agreement
             for r, v in segmenter_agreement(agree_preds).items():
                 choice["scores"][r]["agreement"] = v
             choice["agreement_images"] = len(agree_imgs)
+        choice["requested"] = s.choice_criterion
+        choice["criterion"] = resolve_criterion(s.choice_criterion, len(agree_preds))
         report["renderer_choice"] = renderer_choice_summary(choice, report["arms"], report["best_renderer"])
     mix = best_renderer(report["arms"], "validation") if syn and val_pairs else None
     report["mix_renderer"] = {"renderer": mix, "chosen_on": f"a validation split of {len(val_pairs)} annotated "
@@ -623,13 +627,13 @@ def best_renderer(arms: dict[str, dict], scores: str = "validation") -> str | No
 
 
 def _choose(real_paths: list[Path], syn_imgs: dict[str, list], criterion: str, seed: int, extractor=None) -> dict:
-    """The label-free choice on the image criteria (agreement is added once the segmenters exist)."""
-    from .choose import DEFAULT_CRITERION, choose_renderer
+    """The label-free choice on the image criteria (KID for "auto" and "agreement" until the segmenters exist)."""
+    from .choose import choose_renderer, resolve_criterion
 
     real = [read_image(p) for p in real_paths]
-    image_criterion = DEFAULT_CRITERION if criterion == "agreement" else criterion
+    image_criterion = "kid" if criterion == "agreement" else resolve_criterion(criterion)
     chosen, scores = choose_renderer(real, syn_imgs, image_criterion, seed=seed, extractor=extractor)
-    return {"criterion": criterion, "chosen": chosen, "scores": scores, "real_images": len(real)}
+    return {"criterion": image_criterion, "chosen": chosen, "scores": scores, "real_images": len(real)}
 
 
 def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels: str | None) -> dict:

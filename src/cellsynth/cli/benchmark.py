@@ -58,9 +58,10 @@ def add_parser(sub) -> None:
     s.add_argument("--diffusion-budget", type=float, default=None,
                    help="seconds for training a diffusion model when none is given/shipped (default 900; quick 60)")
     s.add_argument("--choice", default=None, metavar="CRITERION",
-                   help="label-free renderer choice: kid (default), fid, histogram, spectrum (distances of each "
-                        "renderer's images to the unannotated training images) or agreement (the Syn2Real "
-                        "segmenters' agreement on those images; >= 3 renderers)")
+                   help="label-free renderer choice: auto (default: agreement with >= 3 renderers, else kid), "
+                        "kid, fid, histogram, spectrum (distances of each renderer's images to the unannotated "
+                        "training images) or agreement (the Syn2Real segmenters' agreement on those images; "
+                        ">= 3 renderers)")
     s.add_argument("--no-pooled", action="store_true",
                    help="skip the Syn2Real-pooled arm (all renderers' data together, same steps)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
