@@ -347,8 +347,9 @@ def _stage_renderer(s: AdaptSettings, plan: _Plan, model: Path) -> dict:
     real = [read_image(f) for f in plan.files[:32]]
     name, scores = choose_renderer(real, probes, seed=s.seed)
     # no segmenter is trained yet, so "auto" is KID here
-    return {"renderer": name, "chosen_by": f"{resolve_criterion(DEFAULT_CRITERION)} to the images, {min(PROBE_SAMPLES, s.n)} samples "
-            "per renderer, no labels", "scores": scores, "seconds": round(time.time() - t0, 1)}
+    return {"renderer": name, "chosen_by": f"{resolve_criterion(DEFAULT_CRITERION)} to the images, "
+            f"{min(PROBE_SAMPLES, s.n)} samples per renderer, no labels", "scores": scores,
+            "seconds": round(time.time() - t0, 1)}
 
 
 def _stage_generate(s: AdaptSettings, renderer: str, model: Path, spent: float) -> dict:

@@ -21,13 +21,13 @@ by a label-free criterion computed between each renderer's synthetic images and 
   out); higher is better; needs at least three renderers.
 
 No criterion picks the best renderer on every image set measured so far (``benchmarks/RESULTS.md``,
-"Choosing the renderer without labels"). KID needs no trained segmenter and works in 2D and 3D, but it
-judges the images alone: a renderer whose images look closer to the real ones while their labels fit them
-less well (e.g. unlabelled realistic structure such as haze or debris) ranks high and trains a worse segmenter. The agreement judges what the segmenters learned from
-images *and* labels together; chosen on annotated training images held out of every training
-(``benchmarks/RESULTS.md``, "Label-free choice chosen on held-out training images"), it is what ``"auto"``
-uses whenever the segmenters exist. The benchmark's Syn2Real-pooled arm (all renderers together) avoids
-the choice.
+"Choosing the renderer without labels"). KID needs no trained segmenter and works in 2D and 3D, but
+it judges the images alone: a renderer whose images look closer to the real ones while their labels fit
+them less well (e.g. unlabelled realistic structure such as haze or debris) ranks high and trains a worse
+segmenter. The agreement judges what the segmenters learned from images *and* labels together; chosen on
+annotated training images held out of every training (``benchmarks/RESULTS.md``, "Label-free choice
+chosen on held-out training images"), it is what ``"auto"`` uses whenever the segmenters exist. The
+benchmark's Syn2Real-pooled arm (all renderers together) avoids the choice.
 
 All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
 ``cellsynth evaluate images``, so the numbers match that command for the same images.
