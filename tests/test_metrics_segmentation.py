@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cellsynth.errors import InputError
@@ -215,13 +215,19 @@ def test_matching_equals_brute_force(seed, thr, ndim):
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000))
+@example(seed=208)  # scores differed in the last bit: another summation order
 def test_label_permutation_invariance(seed):
     rng = np.random.default_rng(seed)
     gt, pred = random_labels(rng, (16, 16), 5), random_labels(rng, (16, 16), 5)
     perm = np.concatenate([[0], rng.permutation(np.arange(1, 6)) * 1000 + 3])  # arbitrary, non-consecutive ids
     gt2 = perm[gt].astype(np.uint32)
     a, b = sg.matching(gt, pred, thresh=0.3), sg.matching(gt2, pred, thresh=0.3)
-    assert a == b
+    # counts equal, scores equal up to the order of a float sum (ids permuted -> other summation order)
+    assert a.keys() == b.keys()
+    assert {k: v for k, v in a.items() if not isinstance(v, float)} == \
+        {k: v for k, v in b.items() if not isinstance(v, float)}
+    assert {k: v for k, v in a.items() if isinstance(v, float)} == \
+        pytest.approx({k: v for k, v in b.items() if isinstance(v, float)}, rel=1e-12, abs=1e-12)
     assert sg.seg_score(gt, pred) == pytest.approx(sg.seg_score(gt2, pred))
     # swapping roles swaps precision and recall
     s = sg.matching(pred, gt, thresh=0.3)
