@@ -11,7 +11,9 @@ masks' median object diameter and the label-free estimate (JSON lines). ``--hold
 the train images minus every K-th one and scores on those instead of val (for choosing settings
 without touching val). ``--train DIR ...`` trains on other dataset folders (``images/``, ``masks/``),
 e.g. a Syn2Real benchmark's synthetic data (``REPORT/work/syn_physics``), and scores on val (with
-``--holdout K``: on every K-th train image, so that a Syn2Real lever is chosen without touching val).
+``--holdout K``: on every K-th train image, so that a Syn2Real lever is chosen without touching val;
+``--holdout 1`` scores a synthetic-trained model on every train image, ten times the images of
+``--holdout 10``: a tenth of the per-image variance when two synthetic data sets are compared).
 ``--estimates classical style true`` also scores a model trained with ``rescale`` with each image's diameter
 from the classical estimate, the size model, or the masks (the oracle).
 Prints a Markdown section; ``--append`` adds it to benchmarks/RESULTS.md.
@@ -88,6 +90,8 @@ def main() -> int:
                     "name, its masks' median object diameter, the label-free estimate, the scores")
     ap.add_argument("--append", action="store_true", help="append the section to benchmarks/RESULTS.md")
     args = ap.parse_args()
+    if args.holdout is not None and (args.holdout < 1 or (args.holdout == 1 and not args.train)):
+        ap.error(f"--holdout {args.holdout}: K >= 2, or 1 (every train image scored) with --train")
     if not DATA.is_dir():
         print(f"skipped: {DATA} not present", file=sys.stderr)
         return 0
@@ -142,7 +146,8 @@ def main() -> int:
         t_cl = time.time() - t0
 
     load = open("/proc/loadavg").read().split()[0]
-    where = f"every {args.holdout}th train image (held out of training)" if args.holdout else "val"
+    where = ("every train image (the model trained on --train only)" if args.holdout == 1 else
+             f"every {args.holdout}th train image (held out of training)" if args.holdout else "val")
     cfg = validate(SegmenterConfig, {**base, "steps": args.curve[-1]})
     changed = {k: v for k, v in cfg.model_dump(mode="json").items()
                if k != "steps" and v != SegmenterConfig().model_dump(mode="json")[k]}
