@@ -76,7 +76,8 @@ def main() -> int:
     ap.add_argument("--config", type=Path, help="SegmenterConfig YAML/JSON (default: the defaults)")
     ap.add_argument("--set", default="{}", help="JSON of SegmenterConfig keys over the config")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--holdout", type=int, default=None, help="score on every K-th train image, not on val")
+    ap.add_argument("--holdout", type=int, default=None,
+                    help="score on every K-th train image, not on val (1 = every one; needs --train)")
     ap.add_argument("--train", type=Path, nargs="+",
                     help="train on these dataset folders instead (scored on val, or on --holdout's images)")
     ap.add_argument("--estimates", nargs="+", default=[], choices=["classical", "style", "true"],
