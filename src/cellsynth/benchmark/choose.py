@@ -27,7 +27,8 @@ them less well (e.g. unlabelled realistic structure such as haze or debris) rank
 segmenter. The agreement judges what the segmenters learned from images *and* labels together; chosen on
 annotated training images held out of every training (``benchmarks/RESULTS.md``, "Label-free choice
 chosen on held-out training images"), it is what ``"auto"`` uses whenever the segmenters exist. The
-benchmark's Syn2Real-pooled arm (all renderers together) avoids the choice.
+benchmark's Syn2Real-pooled arm avoids the choice of one renderer: it pools every renderer except those
+whose segmenters agree significantly less than the best-agreeing one's (:func:`agreeing_renderers`).
 
 All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
 ``cellsynth evaluate images``, so the numbers match that command for the same images.
@@ -43,9 +44,11 @@ from ..errors import ConfigError, InputError
 CRITERIA = ("auto", "kid", "fid", "histogram", "spectrum", "agreement")
 DEFAULT_CRITERION = "auto"
 HIGHER_IS_BETTER = {"agreement"}
+# significance level below which agreeing_renderers leaves a renderer out of the pool
+POOL_ALPHA = 0.05
 
-__all__ = ["choose_renderer", "renderer_distances", "segmenter_agreement", "ranking", "resolve_criterion", "CRITERIA",
-           "DEFAULT_CRITERION"]
+__all__ = ["choose_renderer", "renderer_distances", "agreement_per_image", "segmenter_agreement", "agreeing_renderers",
+           "ranking", "resolve_criterion", "CRITERIA", "DEFAULT_CRITERION", "POOL_ALPHA"]
 
 
 def resolve_criterion(criterion: str, n_segmented: int = 0) -> str:
@@ -106,20 +109,20 @@ def renderer_distances(real_images: Sequence[np.ndarray], synthetic_by_renderer:
     return out
 
 
-def segmenter_agreement(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:
-    """Mean AP@0.5 of each renderer's segmentations against every other renderer's, on the same images.
+def agreement_per_image(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each renderer's agreement per real image: the mean AP@0.5 of its segmentation of image ``i`` against
+    every other renderer's (no ground truth involved); :func:`segmenter_agreement` is its mean over images.
 
     ``predictions[r][i]`` is the instance mask that the segmenter trained on renderer ``r``'s data
-    predicts for real image ``i`` (no ground truth involved). AP@0.5 = tp / (tp + fp + fn) is
-    symmetric, so agreement(a, b) = agreement(b, a).
+    predicts for real image ``i``. AP@0.5 = tp / (tp + fp + fn) is symmetric, so
+    agreement(a, b) = agreement(b, a).
 
     Examples
     --------
     >>> a = np.zeros((16, 16), np.uint16); a[2:8, 2:8] = 1
     >>> b = np.zeros((16, 16), np.uint16); b[9:14, 9:14] = 1
-    >>> agree = segmenter_agreement({"x": [a], "y": [a], "z": [b]})
-    >>> agree["x"], agree["z"]
-    (0.5, 0.0)
+    >>> agreement_per_image({"x": [a, a], "y": [a, b], "z": [b, b]})["y"].tolist()
+    [0.5, 0.5]
     """
     from ..metrics.compare import score_segmentation
 
@@ -131,13 +134,65 @@ def segmenter_agreement(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict
     if len(counts) != 1 or 0 in counts:
         raise InputError("segmenter agreement: every renderer needs segmentations of the same real images "
                          f"(got counts {', '.join(f'{r}={len(predictions[r])}' for r in names)})")
-    pair: dict[tuple[str, str], float] = {}
+    pair: dict[tuple[str, str], np.ndarray] = {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            v = [score_segmentation(np.asarray(x), np.asarray(y))["ap50"]
-                 for x, y in zip(predictions[a], predictions[b])]
-            pair[a, b] = pair[b, a] = float(np.mean(v))
-    return {a: float(np.mean([pair[a, b] for b in names if b != a])) for a in names}
+            pair[a, b] = pair[b, a] = np.array([score_segmentation(np.asarray(x), np.asarray(y))["ap50"]
+                                                for x, y in zip(predictions[a], predictions[b])])
+    return {a: np.mean([pair[a, b] for b in names if b != a], axis=0) for a in names}
+
+
+def segmenter_agreement(predictions: Mapping[str, Sequence[np.ndarray]]) -> dict[str, float]:
+    """Mean AP@0.5 of each renderer's segmentations against every other renderer's, on the same images
+    (the mean over images of :func:`agreement_per_image`).
+
+    Examples
+    --------
+    >>> a = np.zeros((16, 16), np.uint16); a[2:8, 2:8] = 1
+    >>> b = np.zeros((16, 16), np.uint16); b[9:14, 9:14] = 1
+    >>> agree = segmenter_agreement({"x": [a], "y": [a], "z": [b]})
+    >>> agree["x"], agree["z"]
+    (0.5, 0.0)
+    """
+    return {a: float(v.mean()) for a, v in agreement_per_image(predictions).items()}
+
+
+def agreeing_renderers(predictions: Mapping[str, Sequence[np.ndarray]],
+                       alpha: float = POOL_ALPHA) -> tuple[list[str], dict[str, float | None]]:
+    """The renderers whose segmenters do not agree significantly less than the best-agreeing one's.
+
+    For each renderer ``r`` other than the one with the highest :func:`segmenter_agreement`, a one-sided
+    Wilcoxon signed-rank test over the real images of the per-image agreement (best minus ``r``,
+    :func:`agreement_per_image`); ``r`` is left out when p < ``alpha``. The Syn2Real benchmark pools the
+    kept renderers' data: a pool trains a segmenter about as good as the mean of its renderers' arms, so a
+    renderer that is the odd one out drags the pool below the best arm (``benchmarks/RESULTS.md``,
+    "A pool of the renderers that agree").
+
+    Returns
+    -------
+    (kept, p_values) : kept renderers in the order given; ``p_values[r]`` (None for the best-agreeing one).
+
+    Examples
+    --------
+    >>> a = np.zeros((16, 16), np.uint16); a[2:8, 2:8] = 1
+    >>> b = np.zeros((16, 16), np.uint16); b[9:14, 9:14] = 1
+    >>> kept, p = agreeing_renderers({"x": [a] * 6, "y": [a] * 6, "z": [b] * 6})
+    >>> kept, round(p["z"], 4)
+    (['x', 'y'], 0.0156)
+    """
+    from scipy.stats import wilcoxon
+
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha {alpha}: must be in (0, 1)")
+    per = agreement_per_image(predictions)
+    top = max(per, key=lambda r: per[r].mean())
+    p_values: dict[str, float | None] = {}
+    for r, v in per.items():
+        d = per[top] - v
+        # all-equal agreement (e.g. identical segmentations): nothing to tell the renderers apart
+        p_values[r] = None if r == top else (1.0 if not np.any(d) else
+                                             float(wilcoxon(d, alternative="greater").pvalue))
+    return [r for r in per if p_values[r] is None or p_values[r] >= alpha], p_values
 
 
 def choose_renderer(real_images: Sequence[np.ndarray], synthetic_by_renderer: Mapping[str, Sequence[np.ndarray]],

@@ -227,7 +227,9 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
                              for r, sc in ch["scores"].items()]))
         rows = [[c, b["chosen"], b["ap50"], b["gap_ap50"]] for c, b in ch["by_criterion"].items()]
         if "pooled_ap50" in ch:
-            rows.append(["Syn2Real-pooled (no choice)", "all", ch["pooled_ap50"], ch["pooled_gap_ap50"]])
+            pool = ch.get("pool")
+            rows.append(["Syn2Real-pooled (" + (pool["rule"] if pool else "every renderer") + ")",
+                         ", ".join(pool["renderers"]) if pool else "all", ch["pooled_ap50"], ch["pooled_gap_ap50"]])
         parts.append(_table(["criterion", "chosen", "AP@0.5", "gap to best by labels"], rows))
     # montages
     mrows = [("real test (GT)", [outline_overlay(i, m, color=(0.1, 1.0, 0.1)) for _, i, m in real_examples])]

@@ -78,7 +78,10 @@ class BenchmarkSettings:
     val_images : annotated real training images (evenly spread) on which the Syn2Real arms are
         scored to choose the Mix2Real renderer; the test labels play no part in that choice.
     diffusion_steps : respaced SDEdit steps (None = the config's).
-    pooled : add the Syn2Real-pooled arm (all renderers' data, same steps) when there are ≥ 2 renderers.
+    pooled : add the Syn2Real-pooled arm (the renderers' data together, same steps) when there are ≥ 2 renderers.
+    pool_agreeing : with ≥ 3 renderers, pool only those whose segmenters do not agree significantly less
+        than the best-agreeing one's (:func:`cellsynth.benchmark.choose.agreeing_renderers`, no labels);
+        False = pool every renderer.
     choice_criterion : the label-free renderer choice's criterion (:data:`cellsynth.benchmark.choose.CRITERIA`);
         "auto" = the Syn2Real segmenters' agreement with three or more renderers, else KID.
     diffusion_budget_s, diffusion_train_steps, diffusion_train : time budget, step cap and
@@ -107,6 +110,7 @@ class BenchmarkSettings:
     # DiffusionTrainConfig fields for a model trained here (e.g. {"channels": [16, 32, 64]})
     diffusion_train: dict | None = None
     pooled: bool = True
+    pool_agreeing: bool = True
     choice_criterion: str = "auto"
     segmenter_patch: list[int] | None = None
     segmenter_batch: int | None = None
@@ -567,22 +571,35 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
         if agree_imgs:
             agree_preds[r] = [np.asarray(seg(a)) for a in agree_imgs]
 
-    # 6b. Syn2Real-pooled: every renderer's data together, trained like each single-renderer arm
-    if pooled:
-        stage(f"{POOLED}: training on all renderers' synthetic data ({', '.join(syn)}), {how}")
-        seg, rec = _train(list(syn.values()), work / f"seg_{POOLED}", s, test_images)
-        n_syn = sum(len(list((d / "images").glob("*.tif"))) for d in syn.values())
-        add_arm(POOLED, seg, f"{n_syn} synthetic samples of {', '.join(syn)}, no real annotation",
+    # 6b. Syn2Real-pooled: the renderers' data together, trained like each single-renderer arm; every renderer
+    #     but those whose segmenters agree significantly less than the best-agreeing one's (label-free)
+    pool = list(syn)
+    if choice is not None and agree_preds:
+        from .choose import POOL_ALPHA, agreeing_renderers, segmenter_agreement
+        for r, v in segmenter_agreement(agree_preds).items():
+            choice["scores"][r]["agreement"] = v
+        choice["agreement_images"] = len(agree_imgs)
+        kept, p_values = agreeing_renderers(agree_preds)
+        if s.pool_agreeing:
+            pool = kept
+        choice["pool"] = {"renderers": pool, "agreement_p": p_values, "alpha": POOL_ALPHA,
+                          "rule": "agreeing renderers" if s.pool_agreeing else "every renderer"}
+    if pooled and len(pool) == 1:
+        # one renderer left: its arm is the pool (the same data, seed and steps would train the same model)
+        stage(f"{POOLED}: only {pool[0]} agrees with the rest; its arm is the pool")
+        report["arms"][POOLED] = {**report["arms"][f"Syn2Real-{pool[0]}"],
+                                  "training": f"the Syn2Real-{pool[0]} arm (the only renderer the agreement keeps)"}
+    elif pooled:
+        stage(f"{POOLED}: training on the synthetic data of {', '.join(pool)}, {how}")
+        seg, rec = _train([syn[r] for r in pool], work / f"seg_{POOLED}", s, test_images)
+        n_syn = sum(len(list((syn[r] / "images").glob("*.tif"))) for r in pool)
+        add_arm(POOLED, seg, f"{n_syn} synthetic samples of {', '.join(pool)}, no real annotation",
                 work / f"seg_{POOLED}", rec)
 
     # 7. Mix2Real with the renderer chosen on the validation split (never on the test labels)
     report["best_renderer"] = best_renderer(report["arms"], "summary") if syn else None
     if choice is not None:
-        from .choose import resolve_criterion, segmenter_agreement
-        if agree_preds:
-            for r, v in segmenter_agreement(agree_preds).items():
-                choice["scores"][r]["agreement"] = v
-            choice["agreement_images"] = len(agree_imgs)
+        from .choose import resolve_criterion
         choice["requested"] = s.choice_criterion
         choice["criterion"] = resolve_criterion(s.choice_criterion, len(agree_preds))
         report["renderer_choice"] = renderer_choice_summary(choice, report["arms"], report["best_renderer"])
@@ -728,7 +745,12 @@ def _notes(report: dict) -> list[str]:
                      f"images, no labels): {ch['chosen']}; best by the test labels: {ch['best_by_labels']}; "
                      f"AP@0.5 gap {gap}.")
         if ch.get("pooled_gap_ap50") is not None:
-            notes.append(f"Syn2Real-pooled (all renderers' data, same steps) AP@0.5 {ch['pooled_ap50']:.3f}, "
+            pool = ch.get("pool")
+            what = ("all renderers' data" if not pool else
+                    f"the data of {', '.join(pool['renderers'])}: {pool['rule']}" + "".join(
+                        f"; {r} left out, agreement p = {pv:.2g} < {pool['alpha']:g}"
+                        for r, pv in pool["agreement_p"].items() if r not in pool["renderers"]))
+            notes.append(f"Syn2Real-pooled ({what}; same steps) AP@0.5 {ch['pooled_ap50']:.3f}, "
                          f"gap to the best by labels {ch['pooled_gap_ap50']:+.3f}.")
     dom = (report.get("diffusion_model") or {}).get("domain")
     if dom and dom.get("differs") is not None:

@@ -13,14 +13,14 @@ def add_parser(sub) -> None:
     bsub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     s = bsub.add_parser(
         "syn2real", help="train segmenters on real / synthetic / mixed data and score them on a real test set",
-        description="Fit the simulation to the unannotated training images (unless --config), generate N "
-                    "synthetic samples per renderer, train one segmenter per arm (Real2Real with "
-                    "--train-masks, Syn2Real per renderer, Syn2Real-pooled = all renderers' data, Mix2Real = "
-                    "real + the renderer best on a validation split) plus the classical baseline, and score all "
-                    "on --test: AP@0.5, AP@0.5:0.95, Dice, SEG per image, Wilcoxon rank-sum tests between arms, "
-                    "image metrics of each renderer vs the real images, and the renderer a label-free criterion "
-                    "(--choice) picks from the unannotated training images, with its gap to the best arm by "
-                    "test labels. Writes REPORT/report.html (self-contained) and REPORT/report.json.")
+        description="Fit the simulation to the unannotated training images (unless --config), generate N synthetic "
+                    "samples per renderer, train one segmenter per arm (Real2Real with --train-masks, Syn2Real per "
+                    "renderer, Syn2Real-pooled = the data of the renderers that agree, Mix2Real = real + the renderer"
+                    " best on a validation split) plus the classical baseline, and score all on --test: AP@0.5, "
+                    "AP@0.5:0.95, Dice, SEG per image, Wilcoxon rank-sum tests between arms, image metrics of each "
+                    "renderer vs the real images, and the renderer a label-free criterion (--choice) picks from the "
+                    "unannotated training images, with its gap to the best arm by test labels. Writes "
+                    "REPORT/report.html (self-contained) and REPORT/report.json.")
     s.add_argument("--train-images", required=True, metavar="DIR",
                    help="real training images (used unannotated: fitting, diffusion training)")
     s.add_argument("--train-masks", metavar="DIR",
@@ -63,7 +63,10 @@ def add_parser(sub) -> None:
                         "training images) or agreement (the Syn2Real segmenters' agreement on those images; "
                         ">= 3 renderers)")
     s.add_argument("--no-pooled", action="store_true",
-                   help="skip the Syn2Real-pooled arm (all renderers' data together, same steps)")
+                   help="skip the Syn2Real-pooled arm (the renderers' data together, same steps)")
+    s.add_argument("--pool-all", action="store_true",
+                   help="pool every renderer's data (default: with >= 3 renderers, leave out those whose "
+                        "segmenters agree significantly less with the others than the best-agreeing one's)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
     s.add_argument("--workers", type=int, default=1, help="processes for dataset generation")
     s.add_argument("--threads", type=int, default=None,
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
               progress=not args.no_progress, n=args.n, n_diffusion=args.n_diffusion, steps=args.steps,
               max_test=args.max_test, max_train=args.max_train, val_images=args.val_images,
               diffusion_budget_s=args.diffusion_budget, choice_criterion=args.choice,
-              pooled=False if args.no_pooled else None, segmenter=args.segmenter,
+              pooled=False if args.no_pooled else None, pool_agreeing=False if args.pool_all else None,
+              segmenter=args.segmenter,
               segmenter_python=args.segmenter_python, segmenter_minutes=args.segmenter_minutes,
               threads=args.threads)
     kw = {k: v for k, v in kw.items() if v is not None}  # unset options keep the library's defaults
