@@ -71,6 +71,8 @@ def test_benchmark_tiny_all_arms(tiny):
     assert ch["gap_ap50"] == pytest.approx(max(ap.values()) - ap[ch["chosen"]])
     assert ch["pooled_gap_ap50"] == pytest.approx(max(ap.values()) - data["arms"]["Syn2Real-pooled"]["summary"]["ap50"])
     assert data["targets"]["label_free_gap_le_0.02"] is (ch["gap_ap50"] <= 0.02)
+    # four agreement images cannot single a renderer out (one-sided exact p >= 1/16): the pool has all three
+    assert ch["pool"]["renderers"] == ["physics", "sketch", "diffusion"] and ch["pool"]["rule"] == "agreeing renderers"
     assert data["diffusion_model"]["how"].startswith("trained 2 steps")
     for arm in data["arms"].values():
         assert set(arm["per_image"]) == {"im0", "im1", "im2"}
@@ -97,6 +99,37 @@ def test_benchmark_tiny_all_arms(tiny):
     assert "Choosing the renderer without labels" in html
     assert (out / "config.yaml").is_file()
     assert report["arms"].keys() == data["arms"].keys()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kept, pool_agreeing", [(["physics", "diffusion"], True), (["sketch"], True),
+                                                  (["sketch"], False)])
+def test_pooled_arm_pools_the_renderers_that_agree(tiny, monkeypatch, kept, pool_agreeing):
+    """The pooled arm trains on the renderers the agreement test keeps (a single one: its arm is the pool);
+    ``pool_agreeing=False`` pools every renderer whatever the test says."""
+    from cellsynth.benchmark import choose
+
+    seen = []
+
+    def fake(preds, alpha=choose.POOL_ALPHA):
+        seen.append(sorted(preds))
+        return kept, {r: (None if r == kept[0] else (0.5 if r in kept else 0.01)) for r in preds}
+    monkeypatch.setattr(choose, "agreeing_renderers", fake)
+    data = bm.run_benchmark(_settings(tiny, train_masks=None, pool_agreeing=pool_agreeing))
+    assert seen == [["diffusion", "physics", "sketch"]]  # asked once, with every renderer's segmentations
+    pool = data["renderer_choice"]["pool"]
+    arm = data["arms"]["Syn2Real-pooled"]
+    if not pool_agreeing:
+        assert pool["renderers"] == ["physics", "sketch", "diffusion"] and pool["rule"] == "every renderer"
+        assert arm["training"].startswith("6 synthetic samples of physics, sketch, diffusion")
+    elif len(kept) == 1:  # no second training: the sketch arm is the pool
+        assert arm["training"] == "the Syn2Real-sketch arm (the only renderer the agreement keeps)"
+        assert arm["per_image"] == data["arms"]["Syn2Real-sketch"]["per_image"]
+        assert not (tiny / "report" / "work" / "seg_Syn2Real-pooled").exists()
+    else:
+        assert arm["training"].startswith("4 synthetic samples of physics, diffusion")
+        assert any("sketch left out, agreement p = 0.01 < 0.05" in n for n in data["notes"])
+    assert data["renderer_choice"]["pooled_ap50"] == arm["summary"]["ap50"]
 
 
 def test_scores_and_tests():

@@ -102,3 +102,28 @@ def test_cached_features_give_the_same_scores():
     cached = choose.renderer_distances(real, syn, extractor=ex)
     assert ex.hits == 3  # the real images' features were computed once for two renderers
     assert cached == choose.renderer_distances(real, syn, extractor=default_extractor())
+
+
+def test_agreeing_renderers_leave_out_only_the_significant_odd_one():
+    """The pool keeps every renderer unless its segmenter agrees significantly less than the best one's."""
+    a = np.zeros((32, 32), np.uint16)
+    a[2:10, 2:10], a[20:28, 20:28] = 1, 2
+    b = np.zeros_like(a)
+    b[12:18, 12:18] = 1
+    preds = {"physics": [a] * 8, "sketch": [b] * 8, "diffusion": [a] * 8}
+    per = choose.agreement_per_image(preds)
+    assert {r: float(v.mean()) for r, v in per.items()} == choose.segmenter_agreement(preds)
+    kept, p = choose.agreeing_renderers(preds)
+    assert kept == ["physics", "diffusion"] and p["physics"] is None  # the first of the best-agreeing
+    assert p["diffusion"] == 1.0 and p["sketch"] < choose.POOL_ALPHA
+    # four images cannot make a difference significant at 0.05 (one-sided exact p >= 1/16): all kept
+    few = {r: v[:4] for r, v in preds.items()}
+    kept, p = choose.agreeing_renderers(few)
+    assert kept == ["physics", "sketch", "diffusion"] and p["sketch"] == pytest.approx(1 / 16)
+    # one odd image among eight: not a consistent disagreement
+    mixed = {"physics": [a] * 8, "sketch": [b] + [a] * 7, "diffusion": [a] * 8}
+    assert choose.agreeing_renderers(mixed)[0] == ["physics", "sketch", "diffusion"]
+    with pytest.raises(ConfigError, match="alpha 1.5"):
+        choose.agreeing_renderers(preds, alpha=1.5)
+    with pytest.raises(ConfigError, match="at least 3 renderers"):
+        choose.agreeing_renderers({"x": [a], "y": [a]})
