@@ -164,9 +164,8 @@ def agreeing_renderers(predictions: Mapping[str, Sequence[np.ndarray]],
     For each renderer ``r`` other than the one with the highest :func:`segmenter_agreement`, a one-sided
     Wilcoxon signed-rank test over the real images of the per-image agreement (best minus ``r``,
     :func:`agreement_per_image`); ``r`` is left out when p < ``alpha``. The Syn2Real benchmark pools the
-    kept renderers' data: a pool trains a segmenter about as good as the mean of its renderers' arms, so a
-    renderer that is the odd one out drags the pool below the best arm (``benchmarks/RESULTS.md``,
-    "A pool of the renderers that agree").
+    kept renderers' data: with the DSB defaults the odd one out (sketch) pulled the pool of all three below
+    the pool without it (``benchmarks/RESULTS.md``, "A pool of the renderers that agree").
 
     Returns
     -------

@@ -733,7 +733,7 @@ def _notes(report: dict) -> list[str]:
     notes = []
     mix = report.get("mix_renderer")
     if mix:
-        notes.append(f"Mix2Real uses the renderer with the best Syn2Real AP@0.5 on the {mix['chosen_on']} "
+        notes.append(f"Mix2Real uses the renderer with the best Syn2Real AP@0.5 on {mix['chosen_on']} "
                      f"({mix['renderer']}); the test labels play no part in that choice.")
     if report.get("best_renderer"):
         notes.append(f"The best Syn2Real arm on the test set ({report['best_renderer']}) is reported for the "
