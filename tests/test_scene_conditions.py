@@ -127,3 +127,10 @@ def test_fit_keeps_per_image_records(rng):
     assert len(ov["scene"]["conditions"]) == 2 and ov["scene"]["nuclei"]["max_occlusion"] > 0
     validate(Config, ov)  # the overlay is a valid config
     assert "conditions" not in fit.overlay_from_stats(s, validate(Config, {}), per_image=False)["scene"]
+    # an image with one object makes no record (no spacing, no intensity spread, no photon transfer)
+    one = np.zeros((96, 96), np.uint16)
+    one[disk((48, 48), 6, shape=one.shape)] = 1
+    single = fit.object_stats(one, rng.poisson(np.where(one > 0, 200.0, 10.0)).astype(np.uint16))
+    assert fit.image_condition(single) is None
+    s = fit.summarize(per + [single], Counter({(96, 96): 3}))
+    assert len(s["conditions"]) == 2 and s["n_objects_total"] == 30 + 4 + 1

@@ -392,13 +392,17 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects
     From its :func:`object_stats`: density, equivalent radius 10–90 %, nearest-neighbour
     distance 10 %, touching fraction; with intensities: object intensity 5–95 % and
     background (robust 0–1 scale), and photons 5–95 % / background photons from the
-    image's own photon transfer. None when the image has no interior object to size.
+    image's own photon transfer. None when the image has fewer than two interior objects: one
+    object gives no spacing, no intensity spread and no photon transfer, and a scene drawn from
+    it is a near-empty field whose percentile normalisation in the segmenter amplifies camera
+    noise (300 DSB physics samples: such scenes, 2 % of them, cost 0.03 AP@0.5; benchmarks/RESULTS.md,
+    "Syn2Real levers scored on every DSB train image").
     With ``effects`` and the image's :func:`effect_stats`: the effect strengths it allows
     (:data:`EFFECT_KEYS`); with ``brightness_sd`` the object photons become the median
     (illumination divided out), the spread being the log-normal heterogeneity instead of
     U(5–95 %), which would count it twice.
     """
-    if p["n_objects"] == 0 or p["radius"].size == 0:
+    if p["n_objects"] < 2 or p["radius"].size < 2:
         return None
     r_lo, r_hi = (float(v) for v in np.percentile(p["radius"], [10, 90]))
     rec: dict = {"density": float(p["density"]),
