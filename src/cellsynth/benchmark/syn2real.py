@@ -7,9 +7,10 @@ Arms, all scored on the same annotated real test set (Eschweiler et al. 2021 §4
 - **Syn2Real** per renderer (physics, sketch, diffusion): trained only on N
   synthetic samples simulated from a config fitted to the unannotated training
   images (:mod:`cellsynth.evaluate.fit`), no real annotation anywhere;
-- **Syn2Real-pooled**: trained on the union of all renderers' synthetic datasets, with the same
+- **Syn2Real-pooled**: trained on the union of the renderers' synthetic datasets, with the same
   segmenter and the same number of steps as every other arm (so it differs from the per-renderer arms
-  only in its data);
+  only in its data); with three or more renderers, a renderer whose segmenter agrees significantly less
+  with the others than the best-agreeing one's is left out (:func:`cellsynth.benchmark.choose.agreeing_renderers`);
 - **Mix2Real**: real + synthetic from the renderer whose Syn2Real arm scores the best AP@0.5 on a
   validation split of the annotated *training* images (``val_images`` of them), never on the test set;
 - **classical**: scale-adaptive Otsu + distance watershed (smoothing, seed spacing and minimum
