@@ -168,6 +168,7 @@ def _context(key: str, ndim: int, data: dict) -> dict:
                                                  "placement": {"method": "poisson", "n_points": [12, 14],
                                                                "min_distance": 0.0}}},
         "render.physics.haze_defocus_um": {"render": {"physics": {"haze": 3.0}}},
+        "render.physics.cytoplasm_um": {"render": {"physics": {"cytoplasm": 0.2}}},
         "render.physics.debris_radius_um": {"render": {"physics": {"debris": 20.0}}},
         "render.physics.debris_brightness": {"render": {"physics": {"debris": 20.0}}},
         "render.physics.background_scale_um": {"render": {"physics": {"background_texture": 0.5,

@@ -146,3 +146,33 @@ def test_fitted_effects_make_no_visible_unlabelled_objects(shape):
         found[name] = n
     assert found["fitted"] == 0
     assert found["haze"] > 0  # the check sees unlabelled objects where there are some
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_cytoplasm_measured_and_put_into_the_records_when_the_renderer_has_it(tmp_path, ndim):
+    """Unlabelled light next to the objects: ~0 without it, near the rendered strength with it (the ring
+    the fit reads is not wholly inside every cell body, so a little under); records carry it when
+    ``render.physics.cytoplasm`` > 0."""
+    cyto = {"cytoplasm": 0.15, "cytoplasm_um": (1.0, 3.0)}
+    assert _measure(tmp_path / "off", ndim, {})["cytoplasm_p50"] <= 0.01
+    s = _measure(tmp_path / "on", ndim, cyto)
+    assert s["cytoplasm_n"] == 3 and 0.08 <= s["cytoplasm_p50"] <= 0.15, s["cytoplasm_p50"]
+    g = GEOMETRY[ndim]
+    spacing = [0.5] * ndim
+    rng = np.random.default_rng(0)
+    d = tmp_path / "images"
+    for seed in range(2):
+        write_tiff(d / f"im{seed}.tif", PhysicsRenderer(PhysicsConfig(**CAMERA, **cyto)).render(
+            _balls(g["shape"], g["n"], g["r"], rng, tuple(spacing)), rng))
+    import yaml
+    preset = "nuclei2d-dsb" if ndim == 2 else "nuclei3d-celegans"
+    recs = {}
+    for on in (False, True):
+        phys = {**CAMERA, "photons": [300.0, 300.0], "psf_scale": 1.0, "wavelength_nm": 520.0,
+                "cytoplasm": 0.1 if on else 0.0, "cytoplasm_um": [1.0, 3.0]}  # the optics rendered with
+        path = tmp_path / f"base{on}.yaml"
+        path.write_text(yaml.safe_dump({"scene": {"shape": list(g["shape"]), "spacing": spacing},
+                                        "render": {"physics": phys}}))
+        recs[on] = fit.fit_config(d, preset, path, progress=False)[0]["scene"]["conditions"]
+    assert not any("cytoplasm" in r for r in recs[False])
+    assert all(0.06 <= r["cytoplasm"] <= 0.15 for r in recs[True]), [r["cytoplasm"] for r in recs[True]]

@@ -206,3 +206,30 @@ def test_defocus_blur_grows_with_distance():
     cfg = PhysicsConfig(na=0.75, refractive_index=1.33)
     s = defocus_sigma_um(cfg, [0.0, 2.0, 8.0])
     assert s[0] == pytest.approx(psf_sigma_um(cfg)[0]) and s[0] < s[1] < s[2]
+
+
+@pytest.mark.parametrize("shape,spacing", [((64, 64), (0.5, 0.5)), ((16, 48, 48), (1.0, 0.5, 0.5))])
+def test_cytoplasm_lights_a_dim_unlabelled_rim_near_each_object(shape, spacing):
+    c = [s // 2 for s in shape]
+    sc = balls(shape, [c], 5, spacing)
+    base = dict(CLEAN, photons=(100.0, 100.0), psf_scale=0.0)
+    ref = photon_image(sc, PhysicsConfig(**base), np.random.default_rng(0))
+    cy = photon_image(sc, PhysicsConfig(**base, cytoplasm=0.2, cytoplasm_um=(1.0, 1.0)),
+                      np.random.default_rng(0))
+    from scipy import ndimage as ndi
+    d = ndi.distance_transform_edt(sc.labels == 0, sampling=spacing)  # µm from the object's edge
+    near, far = (d > 0) & (d <= 0.45), d > 1.55  # inside the shortest reach / beyond the longest
+    assert np.allclose(cy[near], 20.0) and np.all(cy[far] == 0)  # cytoplasm × the object's photons
+    assert np.array_equal(cy[sc.labels > 0], ref[sc.labels > 0])  # the object itself unchanged
+    assert np.array_equal(photon_image(sc, PhysicsConfig(**base, cytoplasm=0.0), np.random.default_rng(0)), ref)
+
+
+def test_a_scenes_record_sets_its_cytoplasm():
+    """`cellsynth fit` measures the cytoplasm per image; the scene drawn from that record renders with it."""
+    sc = balls((64, 64), [[32, 32]], 5, (0.5, 0.5))
+    cfg = dict(CLEAN, photons=(100.0, 100.0), psf_scale=0.0, cytoplasm_um=(1.0, 1.0), read_noise_e=0.0, offset=0.0)
+    r = PhysicsRenderer(cfg)
+    out = (sc.labels == 0) & (r.render(sc, np.random.default_rng(0)) > 0)
+    assert not out.any()  # no cytoplasm in the config
+    sc.params = {"condition": {"cytoplasm": 0.5}}
+    assert (r.render(sc, np.random.default_rng(0))[sc.labels == 0] > 0).sum() > 20

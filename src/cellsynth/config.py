@@ -220,7 +220,9 @@ class SceneCondition(Strict):
     ``intensity`` / ``background`` (robust 0–1 scale) -> the sketch renderer's;
     ``photons`` / ``background_photons`` -> the physics renderer's; the measured effect
     strengths ``illumination``, ``background_texture``, ``brightness_sd``, ``texture`` (written
-    when ``render.physics.fit_effects``; :mod:`cellsynth.fit_effects`) -> the physics renderer's.
+    when ``render.physics.fit_effects``; :mod:`cellsynth.fit_effects`) -> the physics renderer's;
+    ``cytoplasm`` (the light next to the objects, written when ``render.physics.cytoplasm`` > 0)
+    -> the physics renderer's.
     """
 
     density: PosFloat
@@ -235,6 +237,7 @@ class SceneCondition(Strict):
     background_texture: NonNegFloat | None = None
     brightness_sd: NonNegFloat | None = None
     texture: NonNegFloat | None = None
+    cytoplasm: Fraction | None = None
 
     @field_validator("radius")
     @classmethod
@@ -363,6 +366,12 @@ class PhysicsConfig(Strict):
     thickness: Fraction = 0.0
     # per-object brightness heterogeneity on top of U(photons): × exp(N(0, brightness_sd²)), log units
     brightness_sd: NonNegFloat = 0.0
+    # unlabelled cell bodies around the objects (cytoplasmic stain, autofluorescent cytoplasm):
+    # each object's share of the field (nearest object) out to d ~ U(cytoplasm_um) µm beyond its
+    # edge, the reach irregular (× 1 + ½ tanh f, f a smooth field of correlation d), emitting
+    # cytoplasm × the object's photons before the PSF; 0 disables
+    cytoplasm: Fraction = 0.0
+    cytoplasm_um: tuple[PosFloat, PosFloat] = (1.0, 4.0)
     # out-of-focus haze: `haze` nuclei above/below the focal plane per in-focus nucleus (sizes
     # drawn from the scene's own nuclei, photons from `photons`), |defocus| ~ U(haze_defocus_um),
     # blurred by the defocused PSF (geometric blur disc of radius |Δz|·tan θ, sin θ = NA/n)
@@ -385,7 +394,8 @@ class PhysicsConfig(Strict):
     # them into the per-image records (scene.conditions) that then drive this renderer
     fit_effects: bool = False
 
-    _r = field_validator("photons", "haze_defocus_um", "debris_radius_um", "debris_brightness")(ordered_range)
+    _r = field_validator("photons", "haze_defocus_um", "debris_radius_um", "debris_brightness",
+                         "cytoplasm_um")(ordered_range)
 
     @model_validator(mode="after")
     def _na(self):

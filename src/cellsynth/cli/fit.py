@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print("effect strengths, median over the images that allow them: " + ", ".join(eff)
               + ("" if cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
                  "is off)"))
+    if summary.get("cytoplasm_p50") is not None:
+        print(f"cytoplasm (light next to the objects / their brightness) {summary['cytoplasm_p50']:.3g}, median of "
+              f"{summary['cytoplasm_n']} images" + (" (in the records)" if cfg.render.physics.cytoplasm > 0 else
+                                                      " (not in the records: render.physics.cytoplasm is 0)"))
     if args.masks:
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
         for r in compare_with_masks(images, args.masks, summary, max_images, progress=not args.no_progress):

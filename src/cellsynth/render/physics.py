@@ -11,6 +11,10 @@ Image formation, per voxel x (all parameters in :class:`~cellsynth.config.Physic
    2D scenes: a nucleus is a dome seen through the focal slab, so its emission follows its
    projected thickness: × (1 − thickness + thickness·√(2u − u²)), u = distance to the
    object's edge over its largest such distance (the chord of a sphere at depth u).
+   Unlabelled cell bodies: each object's nearest-object share of the field out to d ~
+   U(cytoplasm_um) µm beyond its edge (the reach × (1 + ½ tanh f), f a smooth field of
+   correlation mean(cytoplasm_um)) emits cytoplasm × b_j — dim, unannotated signal next to
+   the nuclei, as in stained or autofluorescent cytoplasm.
    Per-object brightness heterogeneity: × exp(N(0, brightness_sd²)). Autofluorescent
    debris: Poisson(debris · field area / 1000 µm²) (3D: per 10⁴ µm³) particles anywhere
    in the field, radius U(debris_radius_um) µm, photons U(debris_brightness) × mean(b).
@@ -179,6 +183,23 @@ def _haze(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> np.ndar
     return out
 
 
+def _cytoplasm(scene: Scene, cfg: PhysicsConfig, bright: np.ndarray, rng) -> np.ndarray:
+    """Photons of unlabelled cell bodies: each object's nearest-object share of the field out to
+    an irregular reach d ~ U(cytoplasm_um) µm beyond its edge, at cytoplasm × its photons."""
+    labels = scene.labels
+    dist, idx = ndi.distance_transform_edt(labels == 0, sampling=scene.spacing, return_indices=True)
+    near = labels[tuple(idx)]
+    del idx
+    reach = np.zeros(len(bright), np.float32)
+    reach[1:] = rng.uniform(*cfg.cytoplasm_um, size=len(bright) - 1)
+    rough = smooth_field(scene.shape, [float(np.mean(cfg.cytoplasm_um)) / s for s in scene.spacing], rng)
+    np.tanh(rough, out=rough)  # the reach varies within ±50 % around each object
+    rough *= np.float32(0.5)
+    rough += np.float32(1.0)
+    body = (labels == 0) & (dist <= reach[near] * rough)
+    return np.where(body, np.float32(cfg.cytoplasm) * bright[near], np.float32(0)).astype(np.float32)
+
+
 def _debris(scene: Scene, cfg: PhysicsConfig, mean_bright: float, rng) -> np.ndarray | None:
     sp = np.asarray(scene.spacing, float)
     size_um = float(np.prod(np.asarray(scene.shape) * sp))
@@ -219,6 +240,8 @@ def photon_image(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> 
             raise ConfigError("config key 'render.physics.thickness' applies to 2D scenes only "
                               "(a 3D scene has its objects' real thickness); set it to 0")
         img *= thickness_profile(scene.labels, cfg.thickness)
+    if cfg.cytoplasm > 0 and n:
+        img += _cytoplasm(scene, cfg, bright, rng)
 
     if cfg.texture > 0 and n:
         sig = [cfg.texture_scale_um / s for s in scene.spacing]
@@ -289,7 +312,8 @@ class PhysicsRenderer:
         check_inputs(scene, rng, "physics renderer")
         # the scene's real-image record: photons and the effect strengths measured on that image
         cfg = conditioned(self.cfg, scene, ("photons", "background_photons", "illumination",
-                                            "background_texture", "brightness_sd", "texture"))
+                                            "background_texture", "brightness_sd", "texture",
+                                            "cytoplasm"))
         return camera(photon_image(scene, cfg, rng), cfg, rng)
 
     def describe(self) -> dict:
