@@ -368,8 +368,8 @@ class PhysicsConfig(Strict):
     brightness_sd: NonNegFloat = 0.0
     # unlabelled cell bodies around the objects (cytoplasmic stain, autofluorescent cytoplasm):
     # each object's share of the field (nearest object) out to d ~ U(cytoplasm_um) µm beyond its
-    # edge, the reach irregular (× 1 + ½ tanh f, f a smooth field of correlation d), emitting
-    # cytoplasm × the object's photons before the PSF; 0 disables
+    # edge, the reach irregular (× 1 + ½ tanh f, f a smooth field of correlation mean(cytoplasm_um)),
+    # emitting cytoplasm × the object's photons before the PSF; 0 disables
     cytoplasm: Fraction = 0.0
     cytoplasm_um: tuple[PosFloat, PosFloat] = (1.0, 4.0)
     # out-of-focus haze: `haze` nuclei above/below the focal plane per in-focus nucleus (sizes
