@@ -169,6 +169,7 @@ def _context(key: str, ndim: int, data: dict) -> dict:
                                                                "min_distance": 0.0}}},
         "render.physics.haze_defocus_um": {"render": {"physics": {"haze": 3.0}}},
         "render.physics.cytoplasm_um": {"render": {"physics": {"cytoplasm": 0.2}}},
+        "render.physics.scatter_um": {"render": {"physics": {"scatter": 0.3}}},
         "render.physics.debris_radius_um": {"render": {"physics": {"debris": 20.0}}},
         "render.physics.debris_brightness": {"render": {"physics": {"debris": 20.0}}},
         "render.physics.background_scale_um": {"render": {"physics": {"background_texture": 0.5,

@@ -176,3 +176,35 @@ def test_cytoplasm_measured_and_put_into_the_records_when_the_renderer_has_it(tm
         recs[on] = fit.fit_config(d, preset, path, progress=False)[0]["scene"]["conditions"]
     assert not any("cytoplasm" in r for r in recs[False])
     assert all(0.06 <= r["cytoplasm"] <= 0.15 for r in recs[True]), [r["cytoplasm"] for r in recs[True]]
+
+
+@pytest.mark.parametrize("w", [0.0, 0.3, 0.6])
+def test_dome_thickness_recovered_and_put_into_the_records_when_the_renderer_has_it(tmp_path, w):
+    """2D nuclei darker towards the rim: `cellsynth fit` (detected objects) reads back the rendered
+    dome weight; records carry it when ``render.physics.thickness`` > 0."""
+    s = _measure(tmp_path / "m", 2, {"thickness": w} if w else {})
+    assert s["thickness_n"] == 3 and abs(s["thickness_p50"] - w) <= 0.08, s["thickness_p50"]
+    if w == 0.0:
+        return
+    import yaml
+    g = GEOMETRY[2]
+    rng = np.random.default_rng(0)
+    d = tmp_path / "images"
+    for seed in range(2):
+        write_tiff(d / f"im{seed}.tif", PhysicsRenderer(PhysicsConfig(**CAMERA, thickness=w)).render(
+            _balls(g["shape"], g["n"], g["r"], rng, (0.5, 0.5)), rng))
+    recs = {}
+    for on in (False, True):
+        phys = {**CAMERA, "photons": [300.0, 300.0], "psf_scale": 1.0, "wavelength_nm": 520.0, "cytoplasm": 0.0,
+                "thickness": 0.5 if on else 0.0}
+        path = tmp_path / f"base{on}.yaml"
+        path.write_text(yaml.safe_dump({"scene": {"shape": list(g["shape"]), "spacing": [0.5, 0.5]},
+                                        "render": {"physics": phys}}))
+        recs[on] = fit.fit_config(d, "nuclei2d-dsb", path, progress=False)[0]["scene"]["conditions"]
+    assert not any("thickness" in r for r in recs[False])
+    assert all(abs(r["thickness"] - w) <= 0.12 for r in recs[True]), [r["thickness"] for r in recs[True]]
+
+
+def test_dome_thickness_is_2d_only(tmp_path):
+    s = _measure(tmp_path, 3, {})
+    assert s["thickness_n"] == 0 and s["thickness_p50"] is None

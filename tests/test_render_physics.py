@@ -232,3 +232,34 @@ def test_a_scenes_record_sets_its_cytoplasm():
     assert not out.any()  # no cytoplasm in the config
     sc.params = {"condition": {"cytoplasm": 0.5}}
     assert (r.render(sc, np.random.default_rng(0))[sc.labels == 0] > 0).sum() > 20
+
+
+def test_a_scenes_record_sets_its_thickness():
+    """`cellsynth fit` measures each 2D image's dome; the scene drawn from that record renders with it:
+    a flat disc in the config, a rim darker than the centre with the record's thickness."""
+    sc = balls((64, 64), [[32, 32]], 10, (0.5, 0.5))
+    cfg = dict(CLEAN, photons=(100.0, 100.0), psf_scale=0.0, read_noise_e=0.0, offset=0.0)
+    r = PhysicsRenderer(cfg)
+    rim = (sc.labels > 0) & (np.hypot(*np.ogrid[-32:32, -32:32]) >= 9)
+    centre = np.hypot(*np.ogrid[-32:32, -32:32]) <= 3
+    flat = r.render(sc, np.random.default_rng(0)).astype(float)
+    sc.params = {"condition": {"thickness": 0.8}}
+    dome = r.render(sc, np.random.default_rng(0)).astype(float)
+    assert flat[rim].mean() > 0.9 * flat[centre].mean()
+    assert dome[rim].mean() < 0.6 * dome[centre].mean()
+
+
+@pytest.mark.parametrize("shape,spacing", [((64, 64), (0.5, 0.5)), ((24, 48, 48), (1.0, 0.5, 0.5))])
+def test_scatter_moves_a_fraction_of_the_light_into_wide_wings(shape, spacing):
+    """The PSF's wings: the light is conserved, a fraction of it lands far past the PSF core."""
+    c = [s // 2 for s in shape]
+    sc = balls(shape, [c], 4, spacing)
+    base = dict(CLEAN, photons=(100.0, 100.0), na=1.0, wavelength_nm=500.0)
+    core = photon_image(sc, PhysicsConfig(**base), np.random.default_rng(0))
+    wings = photon_image(sc, PhysicsConfig(**base, scatter=0.3, scatter_um=2.0), np.random.default_rng(0))
+    from scipy import ndimage as ndi
+    d = ndi.distance_transform_edt(sc.labels == 0, sampling=spacing)
+    far = (d > 2.0) & (d < 4.0)  # µm past the edge: beyond the PSF core (σ 0.1 µm), within the wings
+    assert core.sum() == pytest.approx(wings.sum(), rel=2e-3)
+    assert core[far].max() < 1e-3 and wings[far].mean() > 0.1
+    assert wings[tuple(c)] < core[tuple(c)]

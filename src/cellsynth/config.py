@@ -221,8 +221,8 @@ class SceneCondition(Strict):
     ``photons`` / ``background_photons`` -> the physics renderer's; the measured effect
     strengths ``illumination``, ``background_texture``, ``brightness_sd``, ``texture`` (written
     when ``render.physics.fit_effects``; :mod:`cellsynth.fit_effects`) -> the physics renderer's;
-    ``cytoplasm`` (the light next to the objects, written when ``render.physics.cytoplasm`` > 0)
-    -> the physics renderer's.
+    ``cytoplasm`` (the light next to the objects) and ``thickness`` (2D: the nuclei's dome), each
+    written when the renderer's key is > 0, -> the physics renderer's.
     """
 
     density: PosFloat
@@ -238,6 +238,7 @@ class SceneCondition(Strict):
     brightness_sd: NonNegFloat | None = None
     texture: NonNegFloat | None = None
     cytoplasm: Fraction | None = None
+    thickness: Fraction | None = None
 
     @field_validator("radius")
     @classmethod
@@ -362,7 +363,8 @@ class PhysicsConfig(Strict):
     texture_scale_um: PosFloat = 0.5
     # 2D scenes: weight of the projected thickness of a dome-shaped (ellipsoidal) nucleus through
     # the focal slab, emission × (1 - w + w·√(2u - u²)), u = distance to the object's edge /
-    # its largest such distance (soft, darker rims as in widefield images); 0 = flat emission
+    # its largest such distance (soft, darker rims as in widefield images); 0 = flat emission;
+    # `cellsynth fit` measures it per 2D image (fit_effects.dome_thickness) into the records when > 0
     thickness: Fraction = 0.0
     # per-object brightness heterogeneity on top of U(photons): × exp(N(0, brightness_sd²)), log units
     brightness_sd: NonNegFloat = 0.0
@@ -372,6 +374,10 @@ class PhysicsConfig(Strict):
     # emitting cytoplasm × the object's photons before the PSF; 0 disables
     cytoplasm: Fraction = 0.0
     cytoplasm_um: tuple[PosFloat, PosFloat] = (1.0, 4.0)
+    # the PSF's wings: a fraction `scatter` of the emitted light is blurred by a wide Gaussian of
+    # σ = scatter_um (µm) instead of the PSF (specimen scatter, aberrations, thick nuclei); 0 disables
+    scatter: Fraction = 0.0
+    scatter_um: PosFloat = 1.5
     # out-of-focus haze: `haze` nuclei above/below the focal plane per in-focus nucleus (sizes
     # drawn from the scene's own nuclei, photons from `photons`), |defocus| ~ U(haze_defocus_um),
     # blurred by the defocused PSF (geometric blur disc of radius |Δz|·tan θ, sin θ = NA/n)

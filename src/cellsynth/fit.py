@@ -186,7 +186,8 @@ def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacin
     ``brightness_sd``, ``brightness_cv``, ``photons_median`` (the objects' median photons,
     illumination divided out, with the camera of :func:`image_condition` that the record's
     photons are rendered with), ``texture``, ``cytoplasm``
-    (:func:`~cellsynth.fit_effects.cytoplasm_contrast`, past ``physics.cytoplasm_um``'s reach).
+    (:func:`~cellsynth.fit_effects.cytoplasm_contrast`, past ``physics.cytoplasm_um``'s reach) and,
+    in 2D, ``thickness`` (:func:`~cellsynth.fit_effects.dome_thickness`).
     """
     from skimage.measure import regionprops
 
@@ -196,9 +197,10 @@ def effect_stats(p: dict, labels: np.ndarray, image: np.ndarray, physics, spacin
     out: dict = {k: None for k in ("illumination", "illumination_se", "background_texture", "brightness_sd",
                                    "brightness_cv", "photons_median", "texture")}
     out["cytoplasm"] = fe.cytoplasm_contrast(image, labels, spacing, psf_sigma_um(physics), physics.cytoplasm_um[1])
+    psf = psf_sigma_px(physics, tuple(spacing)) if physics.psf_scale > 0 else (0.0,) * image.ndim
+    out["thickness"] = fe.dome_thickness(image, labels, psf)
     if "bg_adu" not in p:
         return out
-    psf = psf_sigma_px(physics, tuple(spacing)) if physics.psf_scale > 0 else (0.0,) * image.ndim
     obj = fe.object_bands(image, labels, regionprops(labels), [physics.texture_scale_um / s for s in spacing], psf)
     tt = fe.texture_transfer(obj, p["bg_adu"], p["bg_var"])
     cam = _camera_one(p, qe, read_noise_e)  # the camera the record's photons are rendered with
@@ -262,7 +264,7 @@ def _pct(a, q) -> float:
 def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
             qe: float = 0.8, read_noise_e: float = 2.0, progress: bool = True,
             physics=None, spacing: Sequence[float] | None = None, effects: bool = False,
-            cytoplasm: bool = False) -> dict:
+            record: Sequence[str] = ()) -> dict:
     """Summary statistics of a set of images: from real ``masks`` if given, else detected.
 
     Parameters
@@ -275,7 +277,8 @@ def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
         widefield effect strengths (:func:`effect_stats`) with its PSF and correlation lengths.
     spacing : voxel size (µm) for images without a calibration in their TIFF tags.
     effects : put the measured effect strengths into the per-image records (``conditions``).
-    cytoplasm : put each image's measured ``cytoplasm`` into its record.
+    record : of :data:`RECORD_KEYS`, the measured effects to put into each image's record (those
+        the renderer has on, whatever ``effects``).
     """
     from tqdm.auto import tqdm
 
@@ -311,17 +314,17 @@ def measure(images: Sequence[Path], masks: Sequence[Path] | None = None,
         if found_spacing is None:
             found_spacing = sp
     return summarize(per, shapes, found_spacing, qe=qe, read_noise_e=read_noise_e, effects=effects,
-                     cytoplasm=cytoplasm)
+                     record=record)
 
 
 def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
-              read_noise_e: float = 2.0, effects: bool = False, cytoplasm: bool = False) -> dict:
+              read_noise_e: float = 2.0, effects: bool = False, record: Sequence[str] = ()) -> dict:
     """Pool per-image :func:`object_stats` into the summary the overlay is built from.
 
     With per-image ``effects`` (:func:`effect_stats`): their medians over the images that allow
     each estimate (``<effect>_p50``, ``<effect>_n`` images); ``effects`` = True also puts them
-    into the per-image records (:func:`image_condition`); ``cytoplasm`` = True puts each image's
-    measured ``cytoplasm`` there.
+    into the per-image records (:func:`image_condition`); ``record`` names the
+    :data:`RECORD_KEYS` that go there too.
     """
     cat = lambda k: np.concatenate([p[k] for p in per]) if per else np.zeros(0)  # noqa: E731
     radius, ratio, nn = cat("radius"), cat("axis_ratio"), cat("nn_distance")
@@ -347,10 +350,10 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
         g = np.exp(np.log(np.clip(sd, 1e-6, None)).mean(axis=1))
         s["z_scale_p50"] = float(np.median(sd[:, 0] / g))
     s["touching_p50"] = _pct([p["touching"] for p in per], 50)
-    recs = (image_condition(p, qe, read_noise_e, effects, cytoplasm) for p in per)
+    recs = (image_condition(p, qe, read_noise_e, effects, record) for p in per)
     s["conditions"] = [c for c in recs if c is not None]
     if any("effects" in p for p in per):
-        for k in EFFECT_KEYS + ("brightness_cv", "cytoplasm"):
+        for k in EFFECT_KEYS + ("brightness_cv",) + RECORD_KEYS:
             v = [p["effects"][k] for p in per if p.get("effects", {}).get(k) is not None]
             s[f"{k}_p50"], s[f"{k}_n"] = (_pct(v, 50) if v else None), len(v)
     if "intensity" in per[0]:
@@ -391,10 +394,13 @@ def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
 
 # the effect strengths a per-image record can carry (keys of PhysicsConfig and SceneCondition)
 EFFECT_KEYS = ("illumination", "background_texture", "brightness_sd", "texture")
+# measured in every image and written into its record when the renderer has the effect on
+# (`fit_config`: the key > 0 in render.physics), whatever `fit_effects`
+RECORD_KEYS = ("cytoplasm", "thickness")
 
 
 def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects: bool = False,
-                    cytoplasm: bool = False) -> dict | None:
+                    record: Sequence[str] = ()) -> dict | None:
     """One image's joint record for ``scene.conditions`` (see :class:`cellsynth.config.SceneCondition`).
 
     From its :func:`object_stats`: density, equivalent radius 10–90 %, nearest-neighbour
@@ -408,8 +414,9 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects
     With ``effects`` and the image's :func:`effect_stats`: the effect strengths it allows
     (:data:`EFFECT_KEYS`); with ``brightness_sd`` the object photons become the median
     (illumination divided out), the spread being the log-normal heterogeneity instead of
-    U(5–95 %), which would count it twice. With ``cytoplasm``: the image's measured cytoplasm
-    (renderer units: the light next to its objects over their brightness), where measured.
+    U(5–95 %), which would count it twice. ``record``: the :data:`RECORD_KEYS` to write where
+    measured (renderer units: ``cytoplasm``, the light next to its objects over their brightness;
+    ``thickness``, the dome weight).
     """
     if p["n_objects"] < 2 or p["radius"].size < 2:
         return None
@@ -436,8 +443,9 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects
         if eff.get("brightness_sd") is not None and eff.get("photons_median") is not None and "photons" in rec:
             m = round(max(float(eff["photons_median"]), 1.0), 1)
             rec["photons"] = [m, m]
-    if cytoplasm and eff.get("cytoplasm") is not None:
-        rec["cytoplasm"] = round(float(eff["cytoplasm"]), 4)
+    for k in record:
+        if eff.get(k) is not None:
+            rec[k] = round(float(eff[k]), 4)
     return rec
 
 
@@ -552,7 +560,7 @@ def fit_config(images: str | Path | Sequence[Path], preset: str | None = None,
     phys = base.render.physics
     summary = measure(paths, qe=phys.quantum_efficiency, read_noise_e=phys.read_noise_e, progress=progress,
                       physics=phys, spacing=base.scene.spacing, effects=phys.fit_effects,
-                      cytoplasm=phys.cytoplasm > 0)
+                      record=tuple(k for k in RECORD_KEYS if getattr(phys, k) > 0))
     overlay = overlay_from_stats(summary, base, per_image=per_image)
     cfg = validate(Config, deep_merge(base_dict, overlay))
     return overlay, summary, cfg

@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, preset_dict
-    from ..fit import EFFECT_KEYS, compare_with_masks, fit_config, masks_for, subsample, write_overlay
+    from ..fit import EFFECT_KEYS, RECORD_KEYS, compare_with_masks, fit_config, masks_for, subsample, write_overlay
     from ..io import check_writable, list_images
 
     out = Path(args.out)
@@ -63,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
         print("effect strengths, median over the images that allow them: " + ", ".join(eff)
               + ("" if cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
                  "is off)"))
-    if summary.get("cytoplasm_p50") is not None:
-        print(f"cytoplasm (light next to the objects / their brightness) {summary['cytoplasm_p50']:.3g}, median of "
-              f"{summary['cytoplasm_n']} images" + (" (in the records)" if cfg.render.physics.cytoplasm > 0 else
-                                                      " (not in the records: render.physics.cytoplasm is 0)"))
+    what = {"cytoplasm": "light next to the objects / their brightness", "thickness": "the nuclei's dome weight"}
+    for k in RECORD_KEYS:
+        if summary.get(f"{k}_p50") is not None:
+            print(f"{k} ({what[k]}) {summary[k + '_p50']:.3g}, median of {summary[k + '_n']} images"
+                  + (" (in the records)" if getattr(cfg.render.physics, k) > 0 else
+                     f" (not in the records: render.physics.{k} is 0)"))
     if args.masks:
         print(f"{'statistic':<24}{'fitted':>12}{'from masks':>12}{'rel.err':>9}")
         for r in compare_with_masks(images, args.masks, summary, max_images, progress=not args.no_progress):

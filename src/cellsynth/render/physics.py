@@ -31,6 +31,9 @@ Image formation, per voxel x (all parameters in :class:`~cellsynth.config.Physic
    widefield one, so σ shrinks by √2, i.e. ≈ 0.15 λ/NA laterally as in Zhang's
    table), both × psf_scale, converted to voxels with ``scene.spacing`` (µm).
    A 2D scene is one focal plane: only σ_xy is used, on both axes.
+   Scatter (the PSF's wings): a fraction ``scatter`` of that light is spread by a wide Gaussian of
+   σ = scatter_um instead (specimen scatter, aberrations and the out-of-focus parts of thick
+   nuclei give real PSFs heavier tails than a Gaussian core).
    Out-of-focus haze: Poisson(haze · N) nuclei outside the focal plane (equivalent radii
    drawn from the scene's own nuclei, photons from ``photons``, uniform positions), each
    blurred by the defocused PSF: σ² = σ_xy² + (½ |Δz| tan θ)² with sin θ = NA / n (the
@@ -104,8 +107,30 @@ def gauss_kernel(sigma: float, truncate: float = 4.0) -> np.ndarray:
     return k / k.sum()
 
 
+def edge_depth(labels: np.ndarray) -> np.ndarray:
+    """Per voxel of each object: its distance to the object's edge over the object's largest
+    such distance, in (0, 1] (1 at the deepest voxel; 0 outside the objects), float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((7, 7), np.uint16); lab[1:6, 1:6] = 1
+    >>> u = edge_depth(lab)
+    >>> float(u[3, 3]), float(u[1, 3]), float(u[0, 0])
+    (1.0, 0.3333333333333333, 0.0)
+    """
+    from ..simulate.encode import boundaries
+
+    labels = np.asarray(labels)
+    inner = (labels > 0) & ~boundaries(labels)
+    d = ndi.distance_transform_edt(inner) + (labels > 0)  # 1 on the rim, growing inward
+    dmax = np.asarray(ndi.maximum(d, labels, index=np.arange(int(labels.max()) + 1)), float)
+    dmax[0] = 1.0
+    return np.clip(d / np.maximum(dmax[labels], 1e-6), 0, 1) * (labels > 0)
+
+
 def thickness_profile(labels: np.ndarray, weight: float) -> np.ndarray:
-    """Per-pixel factor 1 − w + w·√(2u − u²), u = edge distance / the object's largest (float32).
+    """Per-pixel factor 1 − w + w·√(2u − u²), u = :func:`edge_depth` (float32; 1 outside objects).
 
     Examples
     --------
@@ -115,16 +140,9 @@ def thickness_profile(labels: np.ndarray, weight: float) -> np.ndarray:
     >>> bool(f[4, 4] == 1.0 and f[1, 4] < 0.8 and f[0, 0] == 1.0)
     True
     """
-    from ..simulate.encode import boundaries
-
-    inner = (labels > 0) & ~boundaries(labels)
-    d = ndi.distance_transform_edt(inner) + (labels > 0)  # 1 on the rim, growing inward
-    dmax = ndi.maximum(d, labels, index=np.arange(int(labels.max()) + 1))
-    dmax = np.asarray(dmax, float)
-    dmax[0] = 1.0
-    u = np.clip(d / np.maximum(dmax[labels], 1e-6), 0, 1)
+    u = edge_depth(labels)
     f = (1.0 - weight) + weight * np.sqrt(np.clip(2 * u - u * u, 0, 1))
-    f[labels == 0] = 1.0
+    f[np.asarray(labels) == 0] = 1.0
     return f.astype(np.float32)
 
 
@@ -263,8 +281,15 @@ def photon_image(scene: Scene, cfg: PhysicsConfig, rng: np.random.Generator) -> 
         z_um = axis_ramp(scene.shape, 0) * np.float32((scene.shape[0] - 1) * scene.spacing[0])
         img *= np.exp(-z_um / np.float32(cfg.attenuation_um))
     sig = psf_sigma_px(cfg, scene.spacing)
+    wide = ndi.gaussian_filter(img, sigma=[cfg.scatter_um / s for s in scene.spacing], output=np.float32,
+                               mode="nearest") if cfg.scatter > 0 else None
     if cfg.psf_scale > 0:
         img = ndi.gaussian_filter(img, sigma=sig, output=np.float32, mode="nearest")
+    if wide is not None:
+        img *= np.float32(1.0 - cfg.scatter)
+        wide *= np.float32(cfg.scatter)
+        img += wide
+        del wide
     if cfg.haze > 0:
         hz = _haze(scene, cfg, rng)
         if hz is not None:
@@ -313,7 +338,7 @@ class PhysicsRenderer:
         # the scene's real-image record: photons and the effect strengths measured on that image
         cfg = conditioned(self.cfg, scene, ("photons", "background_photons", "illumination",
                                             "background_texture", "brightness_sd", "texture",
-                                            "cytoplasm"))
+                                            "cytoplasm", "thickness"))
         return camera(photon_image(scene, cfg, rng), cfg, rng)
 
     def describe(self) -> dict:
