@@ -57,8 +57,8 @@ def main() -> None:
                     help="a folder with images/ and masks/ (same file names); repeatable")
     ap.add_argument("--n", type=int, default=100, help="images per set (the first N sorted)")
     args = ap.parse_args()
-    print(f"## Edge profiles ({commit()})\n\nCommand: `{' '.join(['bench_edge_profile.py'] + [f'--set {s}' for s in args.set])}"
-          f" --n {args.n}`\n")
+    sets = " ".join(f"--set {s}" for s in args.set)
+    print(f"## Edge profiles ({commit()})\n\nCommand: `bench_edge_profile.py {sets} --n {args.n}`\n")
     print("| set | objects | " + " | ".join(f"{d:+d}" for d in DISTANCES) + " |")
     print("|---|---|" + "---|" * len(DISTANCES))
     for spec in args.set:
