@@ -386,24 +386,22 @@ def dome_thickness(image: np.ndarray, labels: np.ndarray, psf_sigma_px: Sequence
     p1 = ndi.gaussian_filter(fg * thickness_profile(labels, 1.0).astype(np.float64), sig, mode="nearest")
     u = edge_depth(labels)
     n = int(labels.max())
-    area = np.bincount(labels.ravel(), minlength=n + 1)
     band, core = fg & (u >= 0.15) & (u <= 0.4), fg & (u >= 0.7)
-    w = []
-    for j in np.flatnonzero(area >= math.pi * min_radius_px ** 2):
-        if j == 0:
-            continue
-        obj = labels == j
-        b, c = band & obj, core & obj
-        if b.sum() < 8 or c.sum() < 8:
-            continue
-        core_signal = float(img[c].mean()) - bg
-        if core_signal <= 0:
-            continue
-        r = (float(img[b].mean()) - bg) / core_signal  # means: linear in w, texture and noise average out
-        a0, a1, c0, c1 = p0[b].mean(), p1[b].mean(), p0[c].mean(), p1[c].mean()
-        den = (a1 - a0) - r * (c1 - c0)
-        if abs(den) > 1e-9:
-            w.append((r * c0 - a0) / den)
+
+    def means(sel, x):  # per-label mean of x over sel (one pass, not a mask per object)
+        ids = labels[sel].astype(np.intp)
+        cnt = np.bincount(ids, minlength=n + 1)
+        return np.bincount(ids, weights=x[sel], minlength=n + 1) / np.maximum(cnt, 1), cnt
+
+    (ib, nb), (ic, nc) = means(band, img), means(core, img)
+    a0, a1, c0, c1 = means(band, p0)[0], means(band, p1)[0], means(core, p0)[0], means(core, p1)[0]
+    area = np.bincount(labels.ravel(), minlength=n + 1)
+    ok = (area >= math.pi * min_radius_px ** 2) & (nb >= 8) & (nc >= 8) & (ic - bg > 0)
+    ok[0] = False
+    r = (ib[ok] - bg) / (ic[ok] - bg)  # means: linear in w, texture and noise average out
+    den = (a1[ok] - a0[ok]) - r * (c1[ok] - c0[ok])
+    keep = np.abs(den) > 1e-9
+    w = (r * c0[ok] - a0[ok])[keep] / den[keep]
     return float(np.clip(np.median(w), 0.0, 1.0)) if len(w) >= 3 else None
 
 
