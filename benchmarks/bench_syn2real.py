@@ -97,6 +97,9 @@ def print_report(rep: dict) -> None:
             ap = ch["ap50_by_renderer"].get(r)
             print(f"| {r} | {vals} | {'–' if ap is None else f'{ap:.3f}'} |")
         print(f"\nbest by the test labels: {ch['best_by_labels']} ({ch['best_ap50']:.3f})")
+        from cellsynth.benchmark.choose import choice_text
+        gap = "n/a" if ch.get("gap_ap50") is None else f"{ch['gap_ap50']:+.3f}"
+        print(f"label-free choice ({ch['criterion']}): {choice_text(ch)}, gap {gap}")
         for c, b in ch["by_criterion"].items():
             print(f"  {c}: chooses {b['chosen']} (AP@0.5 {b['ap50']:.3f}, gap {b['gap_ap50']:+.3f})")
         if "pooled_ap50" in ch:

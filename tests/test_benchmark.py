@@ -63,16 +63,19 @@ def test_benchmark_tiny_all_arms(tiny):
     ch = data["renderer_choice"]
     assert ch["requested"] == "auto" and ch["criterion"] == "agreement"
     assert ch["real_images"] == 4 and ch["agreement_images"] == 4
-    assert ch["chosen"] == max(ch["scores"], key=lambda r: ch["scores"][r]["agreement"])
+    assert ch["by_criterion"]["agreement"]["chosen"] == max(ch["scores"], key=lambda r: ch["scores"][r]["agreement"])
     assert set(ch["by_criterion"]) == {"kid", "fid", "histogram", "spectrum", "agreement"}
     for sc in ch["scores"].values():
         assert 0.0 <= sc["agreement"] <= 1.0 and sc["histogram"] >= 0
     ap = {r: data["arms"][f"Syn2Real-{r}"]["summary"]["ap50"] for r in ("physics", "sketch", "diffusion")}
-    assert ch["gap_ap50"] == pytest.approx(max(ap.values()) - ap[ch["chosen"]])
     assert ch["pooled_gap_ap50"] == pytest.approx(max(ap.values()) - data["arms"]["Syn2Real-pooled"]["summary"]["ap50"])
-    assert data["targets"]["label_free_gap_le_0.02"] is (ch["gap_ap50"] <= 0.02)
-    # four agreement images cannot single a renderer out (one-sided exact p >= 1/16): the pool has all three
+    # four agreement images cannot single a renderer out (one-sided exact p >= 1/16): the pool has all three,
+    # and the label-free choice is that pool, not the best-agreeing renderer
     assert ch["pool"]["renderers"] == ["physics", "sketch", "diffusion"] and ch["pool"]["rule"] == "agreeing renderers"
+    assert ch["chosen"] == "pooled" and ch["chosen_renderers"] == ch["pool"]["renderers"]
+    assert ch["gap_ap50"] == ch["pooled_gap_ap50"]
+    assert data["targets"]["label_free_gap_le_0.02"] is (ch["gap_ap50"] <= 0.02)
+    assert any("the pool of physics + sketch + diffusion" in n for n in data["notes"])
     assert data["diffusion_model"]["how"].startswith("trained 2 steps")
     for arm in data["arms"].values():
         assert set(arm["per_image"]) == {"im0", "im1", "im2"}
@@ -129,7 +132,18 @@ def test_pooled_arm_pools_the_renderers_that_agree(tiny, monkeypatch, kept, pool
     else:
         assert arm["training"].startswith("4 synthetic samples of physics, diffusion")
         assert any("sketch left out, agreement p = 0.01 < 0.05" in n for n in data["notes"])
-    assert data["renderer_choice"]["pooled_ap50"] == arm["summary"]["ap50"]
+    ch = data["renderer_choice"]
+    assert ch["pooled_ap50"] == arm["summary"]["ap50"]
+    # the label-free choice: the one renderer the agreement keeps, the pool of several it cannot tell apart;
+    # with every renderer pooled regardless, the best-agreeing one
+    agree_best = ch["by_criterion"]["agreement"]["chosen"]
+    if not pool_agreeing:
+        assert ch["chosen"] == agree_best and ch["chosen_renderers"] == [agree_best]
+    elif len(kept) == 1:
+        assert ch["chosen"] == agree_best and ch["gap_ap50"] == ch["by_criterion"]["agreement"]["gap_ap50"]
+    else:
+        assert ch["chosen"] == "pooled" and ch["chosen_renderers"] == kept
+        assert ch["gap_ap50"] == ch["pooled_gap_ap50"]
 
 
 def test_scores_and_tests():

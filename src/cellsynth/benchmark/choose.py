@@ -29,6 +29,10 @@ annotated training images held out of every training (``benchmarks/RESULTS.md``,
 chosen on held-out training images"), it is what ``"auto"`` uses whenever the segmenters exist. The
 benchmark's Syn2Real-pooled arm avoids the choice of one renderer: it pools every renderer except those
 whose segmenters agree significantly less than the best-agreeing one's (:func:`agreeing_renderers`).
+When that test keeps more than one renderer, the agreement cannot tell them apart, and the best-agreeing
+one is whichever agrees more with the renderers left out (on DSB, with the weakest, sketch): the
+benchmark's label-free choice is then the pool of the kept renderers, not the best-agreeing one
+(:func:`choice_text`; ``benchmarks/RESULTS.md``, "A tie in the agreement goes to the pool").
 
 All image criteria come from :func:`cellsynth.metrics.compare.compare_images`, the pipeline of
 ``cellsynth evaluate images``, so the numbers match that command for the same images.
@@ -48,7 +52,7 @@ HIGHER_IS_BETTER = {"agreement"}
 POOL_ALPHA = 0.05
 
 __all__ = ["choose_renderer", "renderer_distances", "agreement_per_image", "segmenter_agreement", "agreeing_renderers",
-           "ranking", "resolve_criterion", "CRITERIA", "DEFAULT_CRITERION", "POOL_ALPHA"]
+           "ranking", "resolve_criterion", "choice_text", "CRITERIA", "DEFAULT_CRITERION", "POOL_ALPHA"]
 
 
 def resolve_criterion(criterion: str, n_segmented: int = 0) -> str:
@@ -269,3 +273,17 @@ def ranking(scores: Mapping[str, Mapping[str, float | None]], criterion: str) ->
     sign = -1.0 if criterion in HIGHER_IS_BETTER else 1.0
     have = [r for r, s in scores.items() if s.get(criterion) is not None and np.isfinite(s[criterion])]
     return sorted(have, key=lambda r: sign * scores[r][criterion]) + [r for r in scores if r not in have]
+
+
+def choice_text(choice: Mapping) -> str:
+    """A label-free choice (``chosen``, ``chosen_renderers``) in words: a renderer, or the pool of the
+    renderers whose segmenters' agreement does not single one out.
+
+    >>> choice_text({"chosen": "physics", "chosen_renderers": ["physics"]})
+    'physics'
+    >>> choice_text({"chosen": "pooled", "chosen_renderers": ["physics", "diffusion"]})
+    'the pool of physics + diffusion (their agreement does not single one out)'
+    """
+    if choice["chosen"] != "pooled":
+        return choice["chosen"]
+    return f"the pool of {' + '.join(choice['chosen_renderers'])} (their agreement does not single one out)"

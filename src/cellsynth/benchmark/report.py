@@ -213,13 +213,14 @@ def render_html(report: dict, real_examples=(), syn_examples=None, predictions=N
                      f"<img src='{fig_spectra(im)}' alt='spectra'>")
     ch = report.get("renderer_choice")
     if ch:
+        from .choose import choice_text
         parts.append("<h2>Choosing the renderer without labels</h2>")
         parts.append(f"<p>Distances of each renderer's images to {ch['real_images']} unannotated training images "
                      "(lower is closer) and, with three or more renderers, the Syn2Real segmenters' agreement "
                      "(mean AP@0.5 against the other renderers' segmentations, higher is better). The "
                      f"criterion <b>{html.escape(ch['criterion'])}</b>"
                      + (f" ({html.escape(ch['requested'])})" if ch.get("requested", ch["criterion"]) != ch["criterion"]
-                        else "") + f" chose <b>{html.escape(ch['chosen'])}</b>; "
+                        else "") + f" chose <b>{html.escape(choice_text(ch))}</b>; "
                      f"best by the test labels: <b>{html.escape(str(ch['best_by_labels']))}</b>.</p>")
         crit = list(ch["by_criterion"])
         parts.append(_table(["renderer"] + crit + ["AP@0.5 (test)"],

@@ -25,9 +25,10 @@ real test images by intensity-histogram Bhattacharyya distance and KL divergence
 spectra. The renderer a user without any annotation would pick is chosen label-free by
 :func:`cellsynth.benchmark.choose.choose_renderer` (default "auto": with three or more renderers the
 Syn2Real segmenters' agreement on unannotated training images, else KID of each renderer's images to
-those images; every criterion is reported), and the report gives how far that choice and the
-pooled arm fall from the best Syn2Real arm by the test labels. The result is ``REPORT/report.json`` and a self-contained
-``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
+those images; every criterion is reported; when the agreement keeps several renderers, i.e. cannot
+single one out, the choice is their pool, the Syn2Real-pooled arm), and the report gives how far that
+choice and the pooled arm fall from the best Syn2Real arm by the test labels. The result is
+``REPORT/report.json`` and a self-contained ``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
 """
 from __future__ import annotations
 
@@ -658,7 +659,11 @@ def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels:
     """The label-free renderer choice next to the best Syn2Real arm by the test labels, and the gaps.
 
     ``choice``: ``criterion`` (the default one), ``scores`` (renderer → criterion → value, as
-    :func:`cellsynth.benchmark.choose.choose_renderer` returns them, plus ``agreement`` if computed).
+    :func:`cellsynth.benchmark.choose.choose_renderer` returns them, plus ``agreement`` if computed) and,
+    with the agreement, ``pool`` (the renderers :func:`cellsynth.benchmark.choose.agreeing_renderers` keeps).
+    When the agreement keeps more than one renderer and the pooled arm pools them (the default), the choice
+    is that arm (``chosen = "pooled"``, ``chosen_renderers`` the renderers): the agreement does not separate
+    them, and pooling hedges the tie (``benchmarks/RESULTS.md``, "A tie in the agreement goes to the pool").
     Gaps are AP@0.5 on the test set: best-by-labels minus the chosen arm (and minus the pooled arm).
 
     Examples
@@ -669,6 +674,11 @@ def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels:
     ...                               arms, "a")
     >>> out["chosen"], round(out["gap_ap50"], 3), round(out["pooled_gap_ap50"], 3)
     ('b', 0.1, 0.02)
+    >>> tie = {"criterion": "agreement", "scores": {"a": {"agreement": 0.8}, "b": {"agreement": 0.81}},
+    ...        "pool": {"renderers": ["a", "b"], "rule": "agreeing renderers"}}
+    >>> out = renderer_choice_summary(tie, arms, "a")
+    >>> out["by_criterion"]["agreement"]["chosen"], out["chosen"], out["chosen_renderers"], round(out["gap_ap50"], 3)
+    ('b', 'pooled', ['a', 'b'], 0.02)
     """
     from .choose import CRITERIA, ranking
 
@@ -682,12 +692,20 @@ def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels:
         pick = ranking(scores, c)[0]
         by[c] = {"chosen": pick, "ranking": ranking(scores, c), "ap50": ap.get(pick),
                  "gap_ap50": (best_ap - ap[pick]) if best_ap is not None and pick in ap else None}
-    out = {**choice, "chosen": by[choice["criterion"]]["chosen"], "by_criterion": by,
+    crit = choice["criterion"]
+    out = {**choice, "chosen": by[crit]["chosen"], "chosen_renderers": [by[crit]["chosen"]], "by_criterion": by,
            "best_by_labels": best_by_labels, "best_ap50": best_ap, "ap50_by_renderer": ap}
-    out["gap_ap50"] = by[choice["criterion"]]["gap_ap50"]
+    out["gap_ap50"] = by[crit]["gap_ap50"]
     if POOLED in arms and best_ap is not None:
         out["pooled_ap50"] = arms[POOLED]["summary"]["ap50"]
         out["pooled_gap_ap50"] = best_ap - out["pooled_ap50"]
+    pool = choice.get("pool") or {}
+    if crit == "agreement" and pool.get("rule") == "agreeing renderers" and len(pool["renderers"]) > 1 \
+            and POOLED in arms:
+        # the agreement cannot tell the best-agreeing renderer from the others it keeps: a tie would go to
+        # whichever agrees more with the renderers it left out; the choice is their pool instead
+        out["chosen"], out["chosen_renderers"] = "pooled", list(pool["renderers"])
+        out["gap_ap50"] = out.get("pooled_gap_ap50")
     return out
 
 
@@ -741,9 +759,10 @@ def _notes(report: dict) -> list[str]:
                      "targets only; no arm is trained on that choice.")
     ch = report.get("renderer_choice")
     if ch:
+        from .choose import choice_text
         gap = f"{ch['gap_ap50']:+.3f}" if ch.get("gap_ap50") is not None else "n/a"
         notes.append(f"Label-free renderer choice ({ch['criterion']} to {ch['real_images']} unannotated training "
-                     f"images, no labels): {ch['chosen']}; best by the test labels: {ch['best_by_labels']}; "
+                     f"images, no labels): {choice_text(ch)}; best by the test labels: {ch['best_by_labels']}; "
                      f"AP@0.5 gap {gap}.")
         if ch.get("pooled_gap_ap50") is not None:
             pool = ch.get("pool")

@@ -61,7 +61,7 @@ def add_parser(sub) -> None:
                    help="label-free renderer choice: auto (default: agreement with >= 3 renderers, else kid), "
                         "kid, fid, histogram, spectrum (distances of each renderer's images to the unannotated "
                         "training images) or agreement (the Syn2Real segmenters' agreement on those images; "
-                        ">= 3 renderers)")
+                        ">= 3 renderers; when it cannot single one renderer out, the choice is the pooled arm)")
     s.add_argument("--no-pooled", action="store_true",
                    help="skip the Syn2Real-pooled arm (the renderers' data together, same steps)")
     s.add_argument("--pool-all", action="store_true",
@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{a:<20}{sm['ap50']:>8.3f}{sm['ap50_95']:>10.3f}{sm['dice']:>7.3f}{sm['seg']:>7.3f}")
     ch = report.get("renderer_choice")
     if ch:
+        from ..benchmark.choose import choice_text
         gap = f"{ch['gap_ap50']:+.3f}" if ch.get("gap_ap50") is not None else "n/a"
-        print(f"label-free choice ({ch['criterion']}): {ch['chosen']}; best by test labels: {ch['best_by_labels']}; "
+        print(f"label-free choice ({ch['criterion']}): {choice_text(ch)}; best by test labels: {ch['best_by_labels']}; "
               f"gap {gap}" + (f"; pooled gap {ch['pooled_gap_ap50']:+.3f}" if "pooled_gap_ap50" in ch else ""))
     seg = report.get("segmenter") or {}
     print(f"segmenter: {seg.get('name')}" + (f" {seg['version']}" if seg.get("version") else "")
