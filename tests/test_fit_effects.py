@@ -73,8 +73,9 @@ def test_fit_effects_key_puts_the_measurements_into_the_records(tmp_path, ndim):
         rng = np.random.default_rng(seed)
         write_tiff(d / f"im{seed}.tif", PhysicsRenderer(cfg).render(
             _balls(g["shape"], g["n"], g["r"], rng, tuple(spacing)), rng))
+    # brightness_sd 0: the renderer without the effect, so no record key of its own (RECORD_KEYS)
     base = {"scene": {"shape": list(g["shape"]), "spacing": spacing},
-            "render": {"physics": {**CAMERA, "photons": [300.0, 300.0]}}}
+            "render": {"physics": {**CAMERA, "photons": [300.0, 300.0], "brightness_sd": 0.0}}}
     cfg_path = tmp_path / "base.yaml"
     on_path = tmp_path / "on.yaml"
     import yaml
@@ -208,3 +209,36 @@ def test_dome_thickness_recovered_and_put_into_the_records_when_the_renderer_has
 def test_dome_thickness_is_2d_only(tmp_path):
     s = _measure(tmp_path, 3, {})
     assert s["thickness_n"] == 0 and s["thickness_p50"] is None
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_brightness_sd_put_into_the_records_when_the_renderer_has_it(tmp_path, ndim):
+    """Per-object brightness heterogeneity: each record carries its image's log-brightness s.d. and the
+    objects' median photons (the spread is the log-normal, not also U(5–95 %)) when
+    ``render.physics.brightness_sd`` > 0, whatever ``fit_effects``; with 0 the records keep U(5–95 %)."""
+    import yaml
+    g = GEOMETRY[ndim]
+    spacing = [0.5] * ndim
+    d = tmp_path / "images"
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        write_tiff(d / f"im{seed}.tif", PhysicsRenderer(PhysicsConfig(**CAMERA, brightness_sd=0.4)).render(
+            _balls(g["shape"], g["n"], g["r"], rng, tuple(spacing)), rng))
+    preset = "nuclei2d-dsb" if ndim == 2 else "nuclei3d-celegans"
+    recs = {}
+    for sd in (0.0, 0.2):
+        phys = {**CAMERA, "photons": [300.0, 300.0], "psf_scale": 1.0, "wavelength_nm": 520.0, "cytoplasm": 0.0,
+                "thickness": 0.0, "brightness_sd": sd}
+        path = tmp_path / f"base{sd}.yaml"
+        path.write_text(yaml.safe_dump({"scene": {"shape": list(g["shape"]), "spacing": spacing},
+                                        "render": {"physics": phys}}))
+        recs[sd] = fit.fit_config(d, preset, path, progress=False)[0]["scene"]["conditions"]
+    assert len(recs[0.0]) == len(recs[0.2]) == 2
+    assert not any("brightness_sd" in r for r in recs[0.0])
+    assert all(r["photons"][0] < r["photons"][1] for r in recs[0.0])
+    # one image's 6–30 objects: the rendered 0.4 comes back roughly (the recovery over images is
+    # test_effect_strength_recovered's)
+    assert all(0.15 <= r["brightness_sd"] <= 0.65 for r in recs[0.2]), [r["brightness_sd"] for r in recs[0.2]]
+    for off, on in zip(recs[0.0], recs[0.2]):
+        assert on["photons"][0] == on["photons"][1]
+        assert off["photons"][0] <= on["photons"][0] <= off["photons"][1]

@@ -353,7 +353,7 @@ def summarize(per: list[dict], shapes: Counter, spacing=None, qe: float = 0.8,
     recs = (image_condition(p, qe, read_noise_e, effects, record) for p in per)
     s["conditions"] = [c for c in recs if c is not None]
     if any("effects" in p for p in per):
-        for k in EFFECT_KEYS + ("brightness_cv",) + RECORD_KEYS:
+        for k in dict.fromkeys(EFFECT_KEYS + ("brightness_cv",) + RECORD_KEYS):
             v = [p["effects"][k] for p in per if p.get("effects", {}).get(k) is not None]
             s[f"{k}_p50"], s[f"{k}_n"] = (_pct(v, 50) if v else None), len(v)
     if "intensity" in per[0]:
@@ -396,7 +396,7 @@ def _camera(per: list[dict], qe: float, read_noise_e: float) -> dict:
 EFFECT_KEYS = ("illumination", "background_texture", "brightness_sd", "texture")
 # measured in every image and written into its record when the renderer has the effect on
 # (`fit_config`: the key > 0 in render.physics), whatever `fit_effects`
-RECORD_KEYS = ("cytoplasm", "thickness")
+RECORD_KEYS = ("cytoplasm", "thickness", "brightness_sd")
 
 
 def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects: bool = False,
@@ -412,11 +412,11 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects
     noise (300 DSB physics samples: such scenes, 2 % of them, cost 0.03 AP@0.5; benchmarks/RESULTS.md,
     "Syn2Real levers scored on every DSB train image").
     With ``effects`` and the image's :func:`effect_stats`: the effect strengths it allows
-    (:data:`EFFECT_KEYS`); with ``brightness_sd`` the object photons become the median
-    (illumination divided out), the spread being the log-normal heterogeneity instead of
-    U(5–95 %), which would count it twice. ``record``: the :data:`RECORD_KEYS` to write where
-    measured (renderer units: ``cytoplasm``, the light next to its objects over their brightness;
-    ``thickness``, the dome weight).
+    (:data:`EFFECT_KEYS`). ``record``: the :data:`RECORD_KEYS` to write where measured (renderer
+    units: ``cytoplasm``, the light next to its objects over their brightness; ``thickness``, the dome
+    weight; ``brightness_sd``, the s.d. of the objects' log brightness). With ``brightness_sd`` in the
+    record (either way) the object photons become the image's median (illumination divided out), the
+    spread being the log-normal heterogeneity instead of U(5–95 %), which would count it twice.
     """
     if p["n_objects"] < 2 or p["radius"].size < 2:
         return None
@@ -440,12 +440,12 @@ def image_condition(p: dict, qe: float = 0.8, read_noise_e: float = 2.0, effects
         for k in EFFECT_KEYS:
             if eff.get(k) is not None:
                 rec[k] = round(float(min(eff[k], 1.0) if k == "illumination" else eff[k]), 4)
-        if eff.get("brightness_sd") is not None and eff.get("photons_median") is not None and "photons" in rec:
-            m = round(max(float(eff["photons_median"]), 1.0), 1)
-            rec["photons"] = [m, m]
     for k in record:
         if eff.get(k) is not None:
             rec[k] = round(float(eff[k]), 4)
+    if "brightness_sd" in rec and eff.get("photons_median") is not None and "photons" in rec:
+        m = round(max(float(eff["photons_median"]), 1.0), 1)
+        rec["photons"] = [m, m]
     return rec
 
 

@@ -58,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
           f"radius {overlay['scene']['nuclei']['radius']}, n_points {overlay['scene']['placement']['n_points']}, "
           f"{len(overlay['scene'].get('conditions', []))} per-image records")
     eff = [f"{k} {summary[k + '_p50']:.3g} ({summary[k + '_n']} images)" for k in EFFECT_KEYS
-           if summary.get(k + "_p50") is not None]
+           if summary.get(k + "_p50") is not None and k not in RECORD_KEYS]  # those: next lines
     if eff:
         print("effect strengths, median over the images that allow them: " + ", ".join(eff)
               + ("" if cfg.render.physics.fit_effects else " (not in the records: render.physics.fit_effects "
                  "is off)"))
-    what = {"cytoplasm": "light next to the objects / their brightness", "thickness": "the nuclei's dome weight"}
+    what = {"cytoplasm": "light next to the objects / their brightness", "thickness": "the nuclei's dome weight",
+            "brightness_sd": "s.d. of the objects' log brightness"}
     for k in RECORD_KEYS:
         if summary.get(f"{k}_p50") is not None:
             print(f"{k} ({what[k]}) {summary[k + '_p50']:.3g}, median of {summary[k + '_n']} images"
