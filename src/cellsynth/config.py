@@ -221,8 +221,9 @@ class SceneCondition(Strict):
     ``photons`` / ``background_photons`` -> the physics renderer's; the measured effect
     strengths ``illumination``, ``background_texture``, ``brightness_sd``, ``texture`` (written
     when ``render.physics.fit_effects``; :mod:`cellsynth.fit_effects`) -> the physics renderer's;
-    ``cytoplasm`` (the light next to the objects) and ``thickness`` (2D: the nuclei's dome), each
-    written when the renderer's key is > 0, -> the physics renderer's.
+    ``cytoplasm`` (the light next to the objects), ``thickness`` (2D: the nuclei's dome) and
+    ``brightness_sd`` (the objects' log-brightness s.d.), each also written when the renderer's key
+    is > 0 (:data:`cellsynth.fit.RECORD_KEYS`), -> the physics renderer's.
     """
 
     density: PosFloat
@@ -398,6 +399,7 @@ class PhysicsConfig(Strict):
     # `cellsynth fit` measures illumination, background_texture, brightness_sd and texture per image
     # (cellsynth.fit_effects, with this PSF and these correlation lengths) and, when true, writes
     # them into the per-image records (scene.conditions) that then drive this renderer
+    # (brightness_sd, cytoplasm and thickness go there whenever their key is > 0: fit.RECORD_KEYS)
     fit_effects: bool = False
 
     _r = field_validator("photons", "haze_defocus_um", "debris_radius_um", "debris_brightness",
