@@ -105,18 +105,18 @@ def test_benchmark_tiny_all_arms(tiny):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kept, pool_agreeing", [(["physics", "diffusion"], True), (["sketch"], True),
-                                                  (["sketch"], False)])
+@pytest.mark.parametrize("kept, pool_agreeing", [(["physics", "diffusion"], True), (["sketch", "diffusion"], False)])
 def test_pooled_arm_pools_the_renderers_that_agree(tiny, monkeypatch, kept, pool_agreeing):
-    """The pooled arm trains on the renderers the agreement test keeps (a single one: its arm is the pool);
-    ``pool_agreeing=False`` pools every renderer whatever the test says."""
+    """The pooled arm trains on the renderers the agreement keeps (at least two), and the label-free choice is
+    that arm; ``pool_agreeing=False`` pools every renderer whatever the test says, and the choice is then the
+    best-agreeing renderer."""
     from cellsynth.benchmark import choose
 
     seen = []
 
     def fake(preds, alpha=choose.POOL_ALPHA):
         seen.append(sorted(preds))
-        return kept, {r: (None if r == kept[0] else (0.5 if r in kept else 0.01)) for r in preds}
+        return kept, {r: (None if r in kept else 0.01) for r in preds}
     monkeypatch.setattr(choose, "agreeing_renderers", fake)
     data = bm.run_benchmark(_settings(tiny, train_masks=None, pool_agreeing=pool_agreeing))
     assert seen == [["diffusion", "physics", "sketch"]]  # asked once, with every renderer's segmentations
@@ -125,22 +125,17 @@ def test_pooled_arm_pools_the_renderers_that_agree(tiny, monkeypatch, kept, pool
     if not pool_agreeing:
         assert pool["renderers"] == ["physics", "sketch", "diffusion"] and pool["rule"] == "every renderer"
         assert arm["training"].startswith("6 synthetic samples of physics, sketch, diffusion")
-    elif len(kept) == 1:  # no second training: the sketch arm is the pool
-        assert arm["training"] == "the Syn2Real-sketch arm (the only renderer the agreement keeps)"
-        assert arm["per_image"] == data["arms"]["Syn2Real-sketch"]["per_image"]
-        assert not (tiny / "report" / "work" / "seg_Syn2Real-pooled").exists()
     else:
         assert arm["training"].startswith("4 synthetic samples of physics, diffusion")
         assert any("sketch left out, agreement p = 0.01 < 0.05" in n for n in data["notes"])
     ch = data["renderer_choice"]
     assert ch["pooled_ap50"] == arm["summary"]["ap50"]
-    # the label-free choice: the one renderer the agreement keeps, the pool of several it cannot tell apart;
-    # with every renderer pooled regardless, the best-agreeing one
+    # the label-free choice: the pool of the renderers the agreement keeps; with every renderer pooled
+    # regardless, the best-agreeing one
     agree_best = ch["by_criterion"]["agreement"]["chosen"]
     if not pool_agreeing:
         assert ch["chosen"] == agree_best and ch["chosen_renderers"] == [agree_best]
-    elif len(kept) == 1:
-        assert ch["chosen"] == agree_best and ch["gap_ap50"] == ch["by_criterion"]["agreement"]["gap_ap50"]
+        assert ch["gap_ap50"] == ch["by_criterion"]["agreement"]["gap_ap50"]
     else:
         assert ch["chosen"] == "pooled" and ch["chosen_renderers"] == kept
         assert ch["gap_ap50"] == ch["pooled_gap_ap50"]

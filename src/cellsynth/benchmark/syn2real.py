@@ -9,8 +9,9 @@ Arms, all scored on the same annotated real test set (Eschweiler et al. 2021 §4
   images (:mod:`cellsynth.evaluate.fit`), no real annotation anywhere;
 - **Syn2Real-pooled**: trained on the union of the renderers' synthetic datasets, with the same
   segmenter and the same number of steps as every other arm (so it differs from the per-renderer arms
-  only in its data); with three or more renderers, a renderer whose segmenter agrees significantly less
-  with the others than the best-agreeing one's is left out (:func:`cellsynth.benchmark.choose.agreeing_renderers`);
+  only in its data); with three or more renderers, the least-agreeing renderer is left out, one at a time,
+  while its segmenter agrees significantly less with the others than the best-agreeing one's and three or
+  more remain (:func:`cellsynth.benchmark.choose.agreeing_renderers`);
 - **Mix2Real**: real + synthetic from the renderer whose Syn2Real arm scores the best AP@0.5 on a
   validation split of the annotated *training* images (``val_images`` of them), never on the test set;
 - **classical**: scale-adaptive Otsu + distance watershed (smoothing, seed spacing and minimum
@@ -25,8 +26,8 @@ real test images by intensity-histogram Bhattacharyya distance and KL divergence
 spectra. The renderer a user without any annotation would pick is chosen label-free by
 :func:`cellsynth.benchmark.choose.choose_renderer` (default "auto": with three or more renderers the
 Syn2Real segmenters' agreement on unannotated training images, else KID of each renderer's images to
-those images; every criterion is reported; when the agreement keeps several renderers, i.e. cannot
-single one out, the choice is their pool, the Syn2Real-pooled arm), and the report gives how far that
+those images; every criterion is reported; with the agreement the choice is the pool of the renderers
+it keeps, the Syn2Real-pooled arm: it cannot rank the last two), and the report gives how far that
 choice and the pooled arm fall from the best Syn2Real arm by the test labels. The result is
 ``REPORT/report.json`` and a self-contained ``REPORT/report.html`` (:mod:`cellsynth.evaluate.report`).
 """
@@ -81,8 +82,8 @@ class BenchmarkSettings:
         scored to choose the Mix2Real renderer; the test labels play no part in that choice.
     diffusion_steps : respaced SDEdit steps (None = the config's).
     pooled : add the Syn2Real-pooled arm (the renderers' data together, same steps) when there are ≥ 2 renderers.
-    pool_agreeing : with ≥ 3 renderers, pool only those whose segmenters do not agree significantly less
-        than the best-agreeing one's (:func:`cellsynth.benchmark.choose.agreeing_renderers`, no labels);
+    pool_agreeing : with ≥ 3 renderers, pool only those :func:`cellsynth.benchmark.choose.agreeing_renderers`
+        keeps (the least-agreeing dropped one at a time while significantly below the best; no labels);
         False = pool every renderer.
     choice_criterion : the label-free renderer choice's criterion (:data:`cellsynth.benchmark.choose.CRITERIA`);
         "auto" = the Syn2Real segmenters' agreement with three or more renderers, else KID.
@@ -574,7 +575,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
             agree_preds[r] = [np.asarray(seg(a)) for a in agree_imgs]
 
     # 6b. Syn2Real-pooled: the renderers' data together, trained like each single-renderer arm; every renderer
-    #     but those whose segmenters agree significantly less than the best-agreeing one's (label-free)
+    #     but those dropped one at a time for agreeing significantly less than the best-agreeing one (label-free)
     pool = list(syn)
     if choice is not None and agree_preds:
         from .choose import POOL_ALPHA, agreeing_renderers, segmenter_agreement
@@ -586,12 +587,7 @@ def run_benchmark(s: BenchmarkSettings) -> dict:
             pool = kept
         choice["pool"] = {"renderers": pool, "agreement_p": p_values, "alpha": POOL_ALPHA,
                           "rule": "agreeing renderers" if s.pool_agreeing else "every renderer"}
-    if pooled and len(pool) == 1:
-        # one renderer left: its arm is the pool (the same data, seed and steps would train the same model)
-        stage(f"{POOLED}: only {pool[0]} agrees with the rest; its arm is the pool")
-        report["arms"][POOLED] = {**report["arms"][f"Syn2Real-{pool[0]}"],
-                                  "training": f"the Syn2Real-{pool[0]} arm (the only renderer the agreement keeps)"}
-    elif pooled:
+    if pooled:  # agreeing_renderers keeps at least two
         stage(f"{POOLED}: training on the synthetic data of {', '.join(pool)}, {how}")
         seg, rec = _train([syn[r] for r in pool], work / f"seg_{POOLED}", s, test_images)
         n_syn = sum(len(list((syn[r] / "images").glob("*.tif"))) for r in pool)
@@ -662,7 +658,7 @@ def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels:
     :func:`cellsynth.benchmark.choose.choose_renderer` returns them, plus ``agreement`` if computed) and,
     with the agreement, ``pool`` (the renderers :func:`cellsynth.benchmark.choose.agreeing_renderers` keeps).
     When the agreement keeps more than one renderer and the pooled arm pools them (the default), the choice
-    is that arm (``chosen = "pooled"``, ``chosen_renderers`` the renderers): the agreement does not separate
+    is that arm (``chosen = "pooled"``, ``chosen_renderers`` the renderers): the agreement does not rank
     them, and pooling hedges the tie (``benchmarks/RESULTS.md``, "A tie in the agreement goes to the pool").
     Gaps are AP@0.5 on the test set: best-by-labels minus the chosen arm (and minus the pooled arm).
 

@@ -61,12 +61,13 @@ def add_parser(sub) -> None:
                    help="label-free renderer choice: auto (default: agreement with >= 3 renderers, else kid), "
                         "kid, fid, histogram, spectrum (distances of each renderer's images to the unannotated "
                         "training images) or agreement (the Syn2Real segmenters' agreement on those images; "
-                        ">= 3 renderers; when it cannot single one renderer out, the choice is the pooled arm)")
+                        ">= 3 renderers; the choice is then the pool of the renderers it keeps)")
     s.add_argument("--no-pooled", action="store_true",
                    help="skip the Syn2Real-pooled arm (the renderers' data together, same steps)")
     s.add_argument("--pool-all", action="store_true",
-                   help="pool every renderer's data (default: with >= 3 renderers, leave out those whose "
-                        "segmenters agree significantly less with the others than the best-agreeing one's)")
+                   help="pool every renderer's data (default: with >= 3 renderers, leave out the least-agreeing "
+                        "one at a time while its segmenter agrees significantly less with the others than the "
+                        "best-agreeing one's and three or more remain)")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic datasets and the training")
     s.add_argument("--workers", type=int, default=1, help="processes for dataset generation")
     s.add_argument("--threads", type=int, default=None,
