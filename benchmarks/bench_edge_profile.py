@@ -12,13 +12,10 @@ profile; a synthetic set whose profile differs from the real one teaches masks t
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage as ndi
 
-from benchutil import commit
+from benchutil import commit, labelled_pairs, parse_labelled_sets
 
 DISTANCES = range(-3, 9)
 
@@ -50,29 +47,21 @@ def profile(image: np.ndarray, labels: np.ndarray) -> dict[str, dict[int, list[f
 
 
 def main() -> None:
-    from cellsynth.io import list_images, read_image, read_labels
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", action="append", required=True, metavar="NAME=DIR",
-                    help="a folder with images/ and masks/ (same file names); repeatable")
-    ap.add_argument("--n", type=int, default=100, help="images per set (the first N sorted)")
-    args = ap.parse_args()
-    sets = " ".join(f"--set {s}" for s in args.set)
-    print(f"## Edge profiles ({commit()})\n\nCommand: `bench_edge_profile.py {sets} --n {args.n}`\n")
+    args = parse_labelled_sets(__doc__)
+    print(f"## Edge profiles ({commit()})\n\nCommand: `bench_edge_profile.py {args.command}`\n")
     print("| set | objects | " + " | ".join(f"{d:+d}" for d in DISTANCES) + " |")
     print("|---|---|" + "---|" * len(DISTANCES))
     for spec in args.set:
         name, folder = spec.split("=", 1)
         acc: dict = {"small": {}, "large": {}}
-        for path in list_images(Path(folder) / "images")[:args.n]:
-            p = profile(read_image(path), read_labels(Path(folder) / "masks" / path.name).astype(np.int64))
+        for image, labels in labelled_pairs(folder, args.n):
+            p = profile(image, labels)
             for size in acc:
                 for d, v in p[size].items():
                     acc[size].setdefault(d, []).extend(v)
         for size in acc:
             cells = " | ".join(f"{np.median(acc[size][d]):.2f}" if acc[size].get(d) else "–" for d in DISTANCES)
             print(f"| {name} {size} | {len(acc[size].get(0, []))} | {cells} |")
-
 
 if __name__ == "__main__":
     main()

@@ -11,13 +11,10 @@ beside bright ones (percentile normalisation puts them near the background).
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage as ndi
 
-from benchutil import commit
+from benchutil import commit, labelled_pairs, parse_labelled_sets
 
 
 def spread(image: np.ndarray, labels: np.ndarray) -> tuple[float, float, float] | None:
@@ -35,33 +32,24 @@ def spread(image: np.ndarray, labels: np.ndarray) -> tuple[float, float, float] 
 
 
 def main() -> None:
-    from cellsynth.io import list_images, read_image, read_labels
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--set", action="append", required=True, metavar="NAME=DIR",
-                    help="a folder with images/ and masks/ (same file names); repeatable")
-    ap.add_argument("--n", type=int, default=100, help="images per set (the first N sorted)")
-    args = ap.parse_args()
-    sets = " ".join(f"--set {s}" for s in args.set)
-    print(f"## Object brightness within an image ({commit()})\n\nCommand: `bench_object_brightness.py {sets} "
-          f"--n {args.n}`\n")
+    args = parse_labelled_sets(__doc__)
+    print(f"## Object brightness within an image ({commit()})\n\nCommand: `bench_object_brightness.py "
+          f"{args.command}`\n")
     print("| set | images | p10 / p90 (10–90 %) | p90 / median | max / median (90 %) |")
     print("|---|---|---|---|---|")
     for spec in args.set:
         name, folder = spec.split("=", 1)
         rows = []
-        for path in list_images(Path(folder) / "images")[:args.n]:
-            img = read_image(path)
+        for img, labels in labelled_pairs(folder, args.n):
             if img.ndim == 3 and img.shape[-1] <= 4:  # RGB(A) stored images: the first channel
                 img = img[..., 0]
-            s = spread(img, read_labels(Path(folder) / "masks" / path.name).astype(np.int64))
+            s = spread(img, labels)
             if s is not None:
                 rows.append(s)
         a = np.asarray(rows)
         print(f"| {name} | {len(a)} | {np.median(a[:, 0]):.3f} ({np.percentile(a[:, 0], 10):.2f}–"
               f"{np.percentile(a[:, 0], 90):.2f}) | {np.median(a[:, 1]):.2f} | {np.median(a[:, 2]):.2f} "
               f"({np.percentile(a[:, 2], 90):.2f}) |")
-
 
 if __name__ == "__main__":
     main()
