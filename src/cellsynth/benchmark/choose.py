@@ -210,7 +210,7 @@ def agreeing_renderers(predictions: Mapping[str, Sequence[np.ndarray]],
         p_values[worst] = p
         kept.remove(worst)
         if len(kept) < 3:
-            return kept, p_values
+            break
     return kept, p_values
 
 

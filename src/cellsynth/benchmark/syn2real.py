@@ -698,8 +698,8 @@ def renderer_choice_summary(choice: dict, arms: dict[str, dict], best_by_labels:
     pool = choice.get("pool") or {}
     if crit == "agreement" and pool.get("rule") == "agreeing renderers" and len(pool["renderers"]) > 1 \
             and POOLED in arms:
-        # the agreement cannot tell the best-agreeing renderer from the others it keeps: a tie would go to
-        # whichever agrees more with the renderers it left out; the choice is their pool instead
+        # the agreement cannot rank the renderers it keeps (the last two agree with each other equally;
+        # among three, the third alone decides): the choice is their pool
         out["chosen"], out["chosen_renderers"] = "pooled", list(pool["renderers"])
         out["gap_ap50"] = out.get("pooled_gap_ap50")
     return out
